@@ -1,0 +1,22 @@
+"""The CoAP protocol as this project models it: one place for numbers and codecs.
+
+Every part (emulator, reference server, harness) speaks CoAP through this
+package, so a code, an option or a content format is defined exactly once.
+Encoding and decoding is delegated to aiocoap's ``Message``; the tables here
+only add what the two Quectel notes say on top of RFC 7252.
+"""
+from coapspec.numbers import (
+    MessageType, code_from_dotted, dotted, bc28_code_to_coap, coap_code_to_bc28,
+    bg95_code_to_coap, coap_code_to_bg95, OptionFormat, OptionSpec, OPTIONS,
+    option_spec, TEXT_CONTENT_FORMATS, CONTENT_FORMATS, is_text_content_format,
+)
+from coapspec.codec import Packet, decode, encode, build_message, option_pairs
+from coapspec.transmission import TransmissionParameters, RFC7252
+
+__all__ = [
+    "MessageType", "code_from_dotted", "dotted", "bc28_code_to_coap", "coap_code_to_bc28",
+    "bg95_code_to_coap", "coap_code_to_bg95", "OptionFormat", "OptionSpec", "OPTIONS",
+    "option_spec", "TEXT_CONTENT_FORMATS", "CONTENT_FORMATS", "is_text_content_format",
+    "Packet", "decode", "encode", "build_message", "option_pairs",
+    "TransmissionParameters", "RFC7252",
+]

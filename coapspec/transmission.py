@@ -1,0 +1,35 @@
+"""RFC 7252 §4.8 transmission parameters and the §4.2 retransmission schedule."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TransmissionParameters:
+    ack_timeout: float = 2.0          # seconds
+    ack_random_factor: float = 1.5
+    max_retransmit: int = 4
+
+    def initial_timeout(self, rng: random.Random | None = None) -> float:
+        """§4.2: random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR]."""
+        r = (rng or random).random()
+        return self.ack_timeout * (1 + r * (self.ack_random_factor - 1))
+
+    def window(self, k: int) -> tuple[float, float]:
+        """Bounds of the gap before retransmission k+1 (k = 0 for the first timeout)."""
+        return (self.ack_timeout * 2 ** k, self.ack_timeout * self.ack_random_factor * 2 ** k)
+
+    @property
+    def max_transmit_wait(self) -> float:
+        """§4.8.2 MAX_TRANSMIT_WAIT."""
+        return self.ack_timeout * (2 ** (self.max_retransmit + 1) - 1) * self.ack_random_factor
+
+    @property
+    def exchange_lifetime(self) -> float:
+        """§4.8.2 EXCHANGE_LIFETIME (MAX_LATENCY 100 s, PROCESSING_DELAY = ACK_TIMEOUT)."""
+        max_transmit_span = self.ack_timeout * (2 ** self.max_retransmit - 1) * self.ack_random_factor
+        return max_transmit_span + 2 * 100 + self.ack_timeout
+
+
+RFC7252 = TransmissionParameters()

@@ -1,0 +1,351 @@
+"""The BC35-G/BC28 CoAP dialect ("NB" note, V1.0 2018-12-18).
+
+One CoAP context bound to a local port (§2.1); the TE builds each message
+from the stored head (§2.4) and options (§2.5) and types the payload as hex
+after the prompt (§2.6). Every ACK/RST/response becomes a ``"rsp"`` URC and
+every request a ``"req"`` URC (§3) that the TE answers itself.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+
+from coapspec import (
+    OPTIONS, MessageType, OptionFormat, Packet, RFC7252, bc28_code_to_coap, dotted,
+    is_text_content_format,
+)
+from coapspec.codec import encode_option_value, value_of
+from emulator.at_engine import (
+    CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, CmeError, Command, DataStatus,
+)
+from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
+from emulator.dialects import Dialect
+
+log = logging.getLogger(__name__)
+
+MAX_DATA = 1024          # §2.6 NOTE 1: at most 1024 bytes of data
+MAX_OPTIONS = 12         # §2.5 <opt_count> 1-12
+MAX_OPT_VALUE = 180      # §2.5 <opt_value> 1-180 bytes
+MAX_RESOURCES_LEN = 50   # §2.3 <length> 1-50
+
+
+class DataState:
+    """§2.7 <status>."""
+
+    NOT_SENT = 0
+    WAITING = 1
+    SEND_FAILED = 2
+    TIMEOUT = 3
+    SUCCESS = 4
+    RESET = 5
+
+
+@dataclass
+class Head:
+    """§2.4 AT+QCOAPHEAD state.
+
+    Decision (§2.4, the table and the examples disagree on modes 1-3): a
+    configured <msgid> (modes 3, 4, 5) is used for the next message and then
+    incremented for later ones; without one (default, modes 1, 2) the id
+    starts at a random value and increments per message. A configured token
+    (modes 2, 5) is reused on every message until changed; modes 1 and 4 draw
+    a fresh random 4-byte token per message; the default and mode 3 send no token.
+    """
+
+    mode: int = 0                 # 0 = never configured (§2.4 NOTE)
+    next_mid: int = 0
+    token: bytes = b""
+
+    def take(self, rng: random.Random) -> tuple[int, bytes]:
+        mid = self.next_mid
+        self.next_mid = (mid + 1) & 0xFFFF
+        if self.mode in (1, 4):
+            token = rng.randbytes(4)
+        elif self.mode in (2, 5):
+            token = self.token
+        else:
+            token = b""
+        return mid, token
+
+
+@dataclass
+class Bc28State:
+    endpoint: CoapEndpoint | None = None
+    head: Head = field(default_factory=Head)
+    options: list[tuple[int, bytes]] = field(default_factory=list)
+    resources: list[str] = field(default_factory=list)
+    show_ra: int = 0          # §2.8, not saved: 0 after power-up
+    show_rspopt: int = 0
+    data_status: int = DataState.NOT_SENT
+
+
+class Bc28Dialect(Dialect):
+    def __init__(self, modem) -> None:
+        super().__init__(modem)
+        self.rng = random.Random()
+        self.state = Bc28State()
+        self.reset()
+
+    def reset(self) -> None:
+        if self.state.endpoint is not None:
+            self.state.endpoint.close()
+        self.state = Bc28State()
+        self.state.head.next_mid = self.rng.randrange(0x10000)
+
+    def register(self) -> None:
+        e = self.engine
+        e.register("+QCOAPCREATE", write=self.create, test=self.create_test)
+        e.register("+QCOAPDEL", exec=self.delete)
+        e.register("+QCOAPADDRES", write=self.addres, test=self.addres_test)
+        e.register("+QCOAPHEAD", write=self.head, test=self.head_test)
+        e.register("+QCOAPOPTION", write=self.option, test=self.option_test)
+        e.register("+QCOAPSEND", write=self.send, test=self.send_test)
+        e.register("+QCOAPDATASTATUS", read=self.datastatus)
+        e.register("+QCOAPCFG", write=self.cfg, read=self.ok, test=self.ok)
+
+    async def ok(self, cmd: Command) -> None:
+        return None  # §2.8: AT+QCOAPCFG? and =? answer just OK
+
+    # -- §2.1 / §2.2 context ----------------------------------------------------------
+    async def create_test(self, cmd: Command) -> str:
+        return "+QCOAPCREATE: (1-65535)"
+
+    async def create(self, cmd: Command) -> None:
+        # §2.1 (table lost in extraction, README erratum 1): the parameter is the
+        # local UDP port. Decision: a second CREATE while one exists -> CME 3,
+        # and so does a port that cannot be bound.
+        cmd.count(1, 1)
+        port = cmd.int(0, 1, 65535)
+        if self.state.endpoint is not None:
+            raise CmeError(CME_NOT_ALLOWED, "context exists")
+        try:
+            self.state.endpoint = await CoapEndpoint.open(self.clock, self.address, port,
+                                                          self._incoming)
+        except OSError as exc:
+            raise CmeError(CME_NOT_ALLOWED, f"bind {self.address}:{port}: {exc}") from exc
+
+    async def delete(self, cmd: Command) -> None:
+        # Decision (§2.2): deleting when no context exists -> CME 3.
+        if self.state.endpoint is None:
+            raise CmeError(CME_NOT_ALLOWED, "no context")
+        self.state.endpoint.close()
+        self.state.endpoint = None
+
+    # -- §2.3 resources ----------------------------------------------------------------
+    async def addres_test(self, cmd: Command) -> str:
+        return f'+QCOAPADDRES: (1-{MAX_RESOURCES_LEN}),"<resource>"'
+
+    async def addres(self, cmd: Command) -> None:
+        # Decision (§2.3): <length> must equal the resource's length. The
+        # resources are stored (for a later LwM2M-style use); they do not
+        # change the messages the TE sends.
+        cmd.count(2, 2)
+        length = cmd.int(0, 1, MAX_RESOURCES_LEN)
+        resource = cmd.string(1, quoted=True, min_len=1, max_len=MAX_RESOURCES_LEN)
+        if len(resource) != length:
+            raise CmeError(CME_BAD_PARAM, "length mismatch")
+        self.state.resources.append(resource)
+
+    # -- §2.4 head ---------------------------------------------------------------------
+    async def head_test(self, cmd: Command) -> str:
+        return "+QCOAPHEAD: (1-5),(0-65535),(1-8),<token>"
+
+    async def head(self, cmd: Command) -> None:
+        mode = cmd.int(0, 1, 5)
+        head = Head(mode=mode, next_mid=self.state.head.next_mid)
+        if mode == 1:
+            cmd.count(1, 1)
+            head.next_mid = self.rng.randrange(0x10000)
+        elif mode == 2:
+            cmd.count(3, 3)
+            head.next_mid = self.rng.randrange(0x10000)
+            head.token = self._token(cmd, 1)
+        elif mode in (3, 4):
+            cmd.count(2, 2)
+            head.next_mid = cmd.int(1, 0, 65535)
+        else:
+            cmd.count(4, 4)
+            head.next_mid = cmd.int(1, 0, 65535)
+            head.token = self._token(cmd, 2)
+        self.state.head = head
+
+    @staticmethod
+    def _token(cmd: Command, i: int) -> bytes:
+        tkl = cmd.int(i, 1, 8)
+        return cmd.hex(i + 1, nbytes=tkl)
+
+    # -- §2.5 options ------------------------------------------------------------------
+    async def option_test(self, cmd: Command) -> str:
+        return f'+QCOAPOPTION: (1-{MAX_OPTIONS}),<opt_name>,"<opt_value>"'
+
+    async def option(self, cmd: Command) -> None:
+        # Decision (§2.5): the list replaces the option set used by every
+        # following AT+QCOAPSEND until the next AT+QCOAPOPTION.
+        count = cmd.int(0, 1, MAX_OPTIONS)
+        cmd.count(1 + 2 * count, 1 + 2 * count)
+        options = []
+        for k in range(count):
+            number = cmd.int(1 + 2 * k, 0, 65535)
+            spec = OPTIONS.get(number)
+            if spec is None or not spec.in_bc28:
+                raise CmeError(CME_BAD_PARAM, f"option {number} not in §2.5")
+            text = cmd.string(2 + 2 * k, quoted=None, max_len=MAX_OPT_VALUE)
+            options.append((number, self._option_bytes(spec.format, number, text)))
+        self.state.options = options
+
+    @staticmethod
+    def _option_bytes(fmt: OptionFormat, number: int, text: str) -> bytes:
+        """§2.5 values are strings: uint options in decimal, opaque in hex, If-None-Match empty."""
+        spec = OPTIONS[number]
+        if fmt is OptionFormat.EMPTY:
+            return b""
+        if fmt is OptionFormat.UINT:
+            if not re.fullmatch(r"[0-9]+", text):
+                raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not a number")
+            raw = encode_option_value(number, int(text))
+        elif fmt is OptionFormat.OPAQUE:
+            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
+                raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not hex")
+            raw = bytes.fromhex(text)
+        else:
+            raw = text.encode("latin-1")
+        if not spec.min_length <= len(raw) <= spec.max_length:
+            raise CmeError(CME_BAD_PARAM, f"option {number}: length {len(raw)}")
+        return raw
+
+    # -- §2.6 send ---------------------------------------------------------------------
+    async def send_test(self, cmd: Command) -> str:
+        return "+QCOAPSEND: (0-3),<method/rspcode>,<ip_addr>,(1-65535)"
+
+    async def send(self, cmd: Command) -> None:
+        cmd.count(4, 4)
+        mtype = cmd.int(0, 0, 3)
+        try:
+            code = bc28_code_to_coap(cmd.int(1, 0, 999))  # §2.6: c*100+dd (erratum 7)
+        except ValueError as exc:
+            raise CmeError(CME_BAD_PARAM, str(exc)) from exc
+        ip = cmd.string(2, quoted=None)
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError as exc:
+            raise CmeError(CME_BAD_PARAM, f"bad IP address {ip!r}") from exc
+        port = cmd.int(3, 1, 65535)
+        endpoint = self.state.endpoint
+        if endpoint is None:
+            raise CmeError(CME_NOT_ALLOWED, "no context (AT+QCOAPCREATE first)")
+        if not self.modem.attached:
+            raise CmeError(CME_NO_NETWORK, "not attached")
+        # §2.6: the data is a hex string; beyond 1024 bytes it "will be omitted".
+        entry = await self.engine.read_data(max_bytes=2 * MAX_DATA)
+        if entry.status is DataStatus.CANCEL:
+            return  # Decision (§2.6): ESC cancels; OK is printed and nothing is sent.
+        if entry.status is DataStatus.TIMEOUT:
+            raise CmeError(CME_NOT_ALLOWED, "no Ctrl+Z")
+        text = entry.data.decode("latin-1")
+        if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
+            raise CmeError(CME_BAD_PARAM, "data is not an even-length hex string")
+        mid, token = self.state.head.take(self.rng)
+        packet = Packet(mtype, code, mid, token, tuple(self.state.options), bytes.fromhex(text))
+        remote = (ip, port)
+        if mtype != MessageType.CON:
+            try:
+                endpoint.send(packet, remote)
+            except OSError as exc:
+                raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
+            return
+        self.state.data_status = DataState.WAITING
+        try:
+            endpoint.send_con(packet, remote, RFC7252, on_outcome=self._outcome)
+        except OSError as exc:
+            self.state.data_status = DataState.SEND_FAILED
+            raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
+
+    def _outcome(self, delivery: Delivery) -> None:
+        self.state.data_status = {
+            Outcome.ACKED: DataState.SUCCESS, Outcome.RESET: DataState.RESET,
+            Outcome.TIMEOUT: DataState.TIMEOUT,
+        }.get(delivery.outcome, DataState.SEND_FAILED)
+        if delivery.reply is not None:
+            self._rsp_urc(delivery.reply, delivery.remote)
+
+    # -- §2.7 / §2.8 -------------------------------------------------------------------
+    async def datastatus(self, cmd: Command) -> str:
+        return f"+QCOAPDATASTATUS: {self.state.data_status}"
+
+    async def cfg(self, cmd: Command) -> str | None:
+        # §2.8. Decision: the names match case-insensitively; the misspellings
+        # in §5.3 ("Showrspt", "Showsport", README erratum 5) are errors.
+        cmd.count(1, 2)
+        name = cmd.string(0, quoted=True).lower()
+        attr = {"showra": "show_ra", "showrspopt": "show_rspopt"}.get(name)
+        if attr is None:
+            raise CmeError(CME_BAD_PARAM, f"unknown setting {name!r}")
+        label = "Showra" if attr == "show_ra" else "Showrspopt"
+        if not cmd.has(1):
+            return f'+QCOAPCFG: "{label}",{getattr(self.state, attr)}'
+        setattr(self.state, attr, cmd.int(1, 0, 1))
+        return None
+
+    # -- §3 URCs -----------------------------------------------------------------------
+    def _incoming(self, incoming: Incoming) -> bool:
+        packet = incoming.packet
+        if incoming.is_request:
+            self._req_urc(packet, incoming.remote)
+            return True  # the TE answers (HEAD=5 + SEND=2,...), §5.2
+        if incoming.is_response and incoming.request is not None:
+            self._rsp_urc(packet, incoming.remote)
+            return True
+        return False  # empty CON (ping) or unmatched response: RST (RFC 7252 §4.2)
+
+    def _ra(self, remote: tuple[str, int] | None) -> str:
+        if self.state.show_ra and remote is not None:
+            return f"{remote[0]},{remote[1]},"
+        return ""
+
+    def _rsp_urc(self, packet: Packet, remote: tuple[str, int] | None) -> None:
+        # §3.1 with the field order of the §5 examples (README erratum 3).
+        code = "0" if packet.code == 0 else dotted(packet.code)
+        text = f'+QCOAPURC: "rsp",{self._ra(remote)}{packet.mtype},{code},{packet.mid}'
+        if self.state.show_rspopt:
+            # Decision (§2.8): with Showrspopt=1 the count is printed even when 0.
+            text += f",{len(packet.options)}" + _options_text(packet)
+        text += _data_text(packet)
+        self.engine.urc(text)
+
+    def _req_urc(self, packet: Packet, remote: tuple[str, int]) -> None:
+        # §3.2; <mode> per README erratum 6: bit 0 token, bits 1-6 option count, bit 7 data.
+        mode = (1 if packet.token else 0) | (min(len(packet.options), 63) << 1) \
+            | (0x80 if packet.payload else 0)
+        text = (f'+QCOAPURC: "req",{self._ra(remote)}{packet.mtype},{packet.code},'
+                f"{packet.mid},{mode:02X}")
+        if packet.token:
+            text += f",{len(packet.token)},{packet.token.hex().upper()}"
+        text += _options_text(packet) + _data_text(packet)
+        self.engine.urc(text)
+
+
+def _option_value_text(number: int, raw: bytes) -> str:
+    value = value_of(number, raw)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    return raw.decode("latin-1")
+
+
+def _options_text(packet: Packet) -> str:
+    return "".join(f',{n},"{_option_value_text(n, raw)}"' for n, raw in packet.options)
+
+
+def _data_text(packet: Packet) -> str:
+    # §3.1 <data>: text for Content-Format 0/41/50, hex otherwise (README erratum 8).
+    if not packet.payload:
+        return ""
+    if is_text_content_format(packet.content_format):
+        data = packet.payload.decode("latin-1")
+    else:
+        data = packet.payload.hex().upper()
+    return f",{len(packet.payload)},{data}"

@@ -1,0 +1,364 @@
+"""The BG95/BG77/BG600L CoAP dialect ("LPWA" note, V1.0 2021-03-04).
+
+Up to six clients (§3.3.1 <clientID> 0-5), each with its own settings
+(§3.3.1), header (§3.3.4), eight option slots (§3.3.5) and a session to one
+server (§3.3.2). Results come back as URCs: +QCOAPOPEN/+QCOAPCLOSE,
++QCOAPACK/+QCOAPIND for deliveries and +QCOAPRECV for what arrives (§3.4).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from dataclasses import dataclass, field
+
+from coapspec import (
+    OPTIONS, MessageType, OptionFormat, Packet, TransmissionParameters, bg95_code_to_coap,
+    dotted,
+)
+from coapspec.codec import encode_option_value, value_of
+from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataStatus
+from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
+from emulator.dialects import Dialect
+
+log = logging.getLogger(__name__)
+
+CLIENTS = range(6)        # §3.3.1 <clientID> 0-5
+OPTION_SLOTS = 8          # §3.3.5 <opt_index> 0-7
+MAX_PAYLOAD = 1024        # §3.3.6 <payload_length>
+MAX_SERVER = 255          # §3.3.2 <CoAP_server> maximum size
+
+# §4 Table 5 <result> codes.
+OK, NETWORK_FAILURE, NOT_ALLOWED, DNS_ERROR = 0, -4, -3, -5
+SOCKET_FAILURE, DTLS_FAILURE, ID_OCCUPIED, SEND_FAILURE = -7, -9, -10, -11
+
+# §3.3.2 <status>
+IDLE, OPENING, CONNECTING, CONNECTED, DISCONNECTING = 0, 1, 2, 3, 4
+
+
+@dataclass
+class Settings:
+    """§3.3.1 per-client settings; not saved (reboot restores the defaults)."""
+
+    pdp_cid: int = 1
+    dtls_enable: int = 0
+    dtls_context: int = 0
+    timeout: int = 2          # ACK timeout, s
+    retry_count: int = 5
+
+
+@dataclass
+class Header:
+    """§3.3.4.
+
+    Decision: <msgID> is used for the next message and then incremented;
+    before any AT+QCOAPHEADER the id starts at a random value and the token is
+    empty. <mode> 1 draws a 6-byte token per message: the msgID little-endian
+    followed by 4 random bytes, which is what §5.1 shows (msgID 1234 ->
+    token D204D52E814B). <mode> 0 uses <token>, given as 2*<TKL> hex digits.
+    """
+
+    next_mid: int
+    auto_token: bool = False
+    token: bytes = b""
+
+    def take(self, rng: random.Random) -> tuple[int, bytes]:
+        mid = self.next_mid
+        self.next_mid = (mid + 1) & 0xFFFF
+        token = mid.to_bytes(2, "little") + rng.randbytes(4) if self.auto_token else self.token
+        return mid, token
+
+
+@dataclass
+class Session:
+    server: str
+    port: int
+    status: int = OPENING
+    remote: tuple[str, int] | None = None
+    endpoint: CoapEndpoint | None = None
+
+
+@dataclass
+class Client:
+    header: Header
+    settings: Settings = field(default_factory=Settings)
+    options: list[tuple[int, bytes] | None] = field(default_factory=lambda: [None] * OPTION_SLOTS)
+    session: Session | None = None
+
+
+class Bg95Dialect(Dialect):
+    def __init__(self, modem) -> None:
+        super().__init__(modem)
+        self.rng = random.Random()
+        self.clients: dict[int, Client] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        for client in self.clients.values():
+            if client.session and client.session.endpoint:
+                client.session.endpoint.close()
+        self.clients = {i: Client(Header(self.rng.randrange(0x10000))) for i in CLIENTS}
+
+    def register(self) -> None:
+        e = self.engine
+        e.register("+QCOAPCFG", write=self.cfg, test=self.cfg_test)
+        e.register("+QCOAPOPEN", write=self.open, read=self.open_read, test=self.open_test)
+        e.register("+QCOAPCLOSE", write=self.close, test=self.close_test)
+        e.register("+QCOAPHEADER", write=self.header, test=self.header_test)
+        e.register("+QCOAPOPTION", write=self.option, test=self.option_test)
+        e.register("+QCOAPSEND", write=self.send, test=self.send_test)
+
+    # -- §3.3.1 ------------------------------------------------------------------------
+    async def cfg_test(self, cmd: Command) -> list[str]:
+        return ['+QCOAPCFG: "pdpcid",(0-5),(1-16)',
+                '+QCOAPCFG: "dtls",(0-5),(0,1),(0-5)',
+                '+QCOAPCFG: "trans",(0-5),(2-60),(4-8)']
+
+    async def cfg(self, cmd: Command) -> str | None:
+        name = cmd.string(0, quoted=True).lower()
+        cid = cmd.int(1, 0, 5)
+        s = self.clients[cid].settings
+        if name == "pdpcid":
+            if cmd.count(2, 3) == 2:
+                return f'+QCOAPCFG: "pdpcid",{s.pdp_cid}'
+            s.pdp_cid = cmd.int(2, 1, 16)
+        elif name == "dtls":
+            if cmd.count(2, 4) == 2:
+                return f'+QCOAPCFG: "dtls",{s.dtls_enable},{s.dtls_context}'
+            cmd.count(4, 4)
+            s.dtls_enable, s.dtls_context = cmd.int(2, 0, 1), cmd.int(3, 0, 5)
+        elif name == "trans":
+            if cmd.count(2, 4) == 2:
+                return f'+QCOAPCFG: "trans",{s.timeout},{s.retry_count}'
+            cmd.count(4, 4)
+            s.timeout, s.retry_count = cmd.int(2, 2, 60), cmd.int(3, 4, 8)
+        else:
+            raise CmeError(CME_BAD_PARAM, f"unknown setting {name!r}")
+        return None
+
+    # -- §3.3.2 / §3.3.3 ---------------------------------------------------------------
+    async def open_test(self, cmd: Command) -> str:
+        return "+QCOAPOPEN: (0-5),<CoAP_server>,(1-65535)"
+
+    async def open_read(self, cmd: Command) -> list[str]:
+        return [f'+QCOAPOPEN: {cid},"{c.session.server}",{c.session.port},{c.session.status}'
+                for cid, c in self.clients.items() if c.session is not None]
+
+    async def open(self, cmd: Command) -> None:
+        cmd.count(3, 3)
+        cid = cmd.int(0, 0, 5)
+        server = cmd.string(1, quoted=True, min_len=1, max_len=MAX_SERVER)
+        port = cmd.int(2, 1, 65535)
+        client = self.clients[cid]
+        if client.session is not None:
+            self.engine.urc(f"+QCOAPOPEN: {cid},{ID_OCCUPIED}")  # queued: lands after OK
+            return
+        session = Session(server, port)
+        client.session = session
+        self.modem.spawn(self._connect(cid, client, session))
+
+    async def _connect(self, cid: int, client: Client, session: Session) -> None:
+        result = await self._connect_result(cid, client, session)
+        if result != OK:
+            if session.endpoint:
+                session.endpoint.close()
+            if client.session is session:
+                client.session = None
+        self.engine.urc(f"+QCOAPOPEN: {cid},{result}")
+
+    async def _connect_result(self, cid: int, client: Client, session: Session) -> int:
+        if client.settings.dtls_enable:
+            # Not emulated yet: DTLS-PSK sessions (§3.3.1 NOTE, §5.2).
+            log.warning("client %d: DTLS requested, not implemented", cid)
+            return DTLS_FAILURE
+        if not self.modem.attached:
+            return NETWORK_FAILURE
+        session.status = CONNECTING
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(session.server, session.port, family=socket.AF_INET,
+                                           type=socket.SOCK_DGRAM)
+        except (OSError, UnicodeError) as exc:
+            log.info("client %d: cannot resolve %s: %s", cid, session.server, exc)
+            return DNS_ERROR
+        session.remote = infos[0][4][:2]
+        try:
+            session.endpoint = await CoapEndpoint.open(
+                self.clock, self.address, 0, lambda inc: self._incoming(cid, session, inc))
+        except OSError as exc:
+            log.info("client %d: socket failed: %s", cid, exc)
+            return SOCKET_FAILURE
+        session.status = CONNECTED
+        return OK
+
+    async def close_test(self, cmd: Command) -> str:
+        return "+QCOAPCLOSE: (0-5)"
+
+    async def close(self, cmd: Command) -> None:
+        cmd.count(1, 1)
+        cid = cmd.int(0, 0, 5)
+        client = self.clients[cid]
+        session, client.session = client.session, None
+        if session is None:
+            # Decision (§3.3.3): closing an idle client answers OK, then result -3.
+            self.engine.urc(f"+QCOAPCLOSE: {cid},{NOT_ALLOWED}")
+            return
+        if session.endpoint:
+            session.endpoint.close()
+        self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")  # queued: lands after OK
+
+    # -- §3.3.4 ------------------------------------------------------------------------
+    async def header_test(self, cmd: Command) -> str:
+        return "+QCOAPHEADER: (0-5),(0-65535),(0,1),(0-8),<token>"
+
+    async def header(self, cmd: Command) -> None:
+        cmd.count(3, 5)
+        cid = cmd.int(0, 0, 5)
+        mid = cmd.int(1, 0, 65535)
+        mode = cmd.int(2, 0, 1)
+        token = b""
+        if mode == 0 and cmd.has(3):  # <TKL>/<token> only valid when <mode>=0
+            tkl = cmd.int(3, 0, 8)
+            token = cmd.hex(4, nbytes=tkl) if tkl else b""
+        self.clients[cid].header = Header(mid, auto_token=mode == 1, token=token)
+
+    # -- §3.3.5 ------------------------------------------------------------------------
+    async def option_test(self, cmd: Command) -> str:
+        return "+QCOAPOPTION: (0-5),(0,1),(0-7),<opt_number>,<opt_value>"
+
+    async def option(self, cmd: Command) -> None:
+        cid = cmd.int(0, 0, 5)
+        mode = cmd.int(1, 0, 1)
+        index = cmd.int(2, 0, OPTION_SLOTS - 1)
+        slots = self.clients[cid].options
+        if mode == 1:
+            cmd.count(3, 3)
+            slots[index] = None  # Decision: removing an empty slot is OK
+            return
+        cmd.count(4, 5)
+        number = cmd.int(3, 0, 65535)
+        spec = OPTIONS.get(number)
+        if spec is None or not spec.in_bg95:
+            raise CmeError(CME_BAD_PARAM, f"option {number} not in §3.3.5")
+        # README erratum 5: string values quoted, uint values bare; opaque values
+        # are hex (decision); If-None-Match takes no value (or "").
+        if spec.format is OptionFormat.STRING:
+            raw = cmd.string(4, quoted=True).encode("latin-1")
+        elif spec.format is OptionFormat.UINT:
+            value = cmd.int(4, 0)
+            if value >= 256 ** spec.max_length:
+                raise CmeError(CME_BAD_PARAM, f"option {number}: {value} too large")
+            raw = encode_option_value(number, value)
+        elif spec.format is OptionFormat.OPAQUE:
+            raw = cmd.hex(4)
+        else:
+            if cmd.has(4):
+                raise CmeError(CME_BAD_PARAM, f"option {number} takes no value")
+            raw = b""
+        if not spec.min_length <= len(raw) <= spec.max_length:
+            raise CmeError(CME_BAD_PARAM, f"option {number}: length {len(raw)}")
+        slots[index] = (number, raw)  # Decision: adding to a used slot replaces it
+
+    # -- §3.3.6 ------------------------------------------------------------------------
+    async def send_test(self, cmd: Command) -> str:
+        return "+QCOAPSEND: (0-5),(0-3),<code_value>,<opt_bitmask>,(0-1024)"
+
+    async def send(self, cmd: Command) -> None:
+        cmd.count(4, 5)
+        cid = cmd.int(0, 0, 5)
+        mtype = cmd.int(1, 0, 3)
+        try:
+            code = bg95_code_to_coap(cmd.int(2, 0, 255))  # Table 4: c*32+dd
+        except ValueError as exc:
+            raise CmeError(CME_BAD_PARAM, str(exc)) from exc
+        bitmask = cmd.int(3, 0, 255)
+        length = cmd.int(4, 0, MAX_PAYLOAD) if cmd.has(4) else None
+        client = self.clients[cid]
+        session = client.session
+        if session is None or session.status != CONNECTED or session.endpoint is None:
+            raise CmeError(CME_NOT_ALLOWED, f"client {cid} not connected")
+        # README erratum 3: bit n selects option index n. Decision: a selected
+        # empty slot is an error.
+        selected = []
+        for index in range(OPTION_SLOTS):
+            if bitmask >> index & 1:
+                if client.options[index] is None:
+                    raise CmeError(CME_BAD_PARAM, f"option index {index} is empty")
+                selected.append(client.options[index])
+        entry = await self.engine.read_data(length=length, max_bytes=MAX_PAYLOAD)
+        if entry.status is DataStatus.CANCEL:
+            return  # Decision (§3.3.6): ESC -> OK, nothing sent, no URC
+        if entry.status is DataStatus.TIMEOUT:
+            raise CmeError(CME_NOT_ALLOWED, "payload not complete")
+        mid, token = client.header.take(self.rng)
+        # Options by number, repeats in index order (RFC 7252 §3.1; sort is stable).
+        options = tuple(sorted(selected, key=lambda o: o[0]))
+        packet = Packet(mtype, code, mid, token, options, entry.data)
+        # §3.3.6: OK first, then the packet goes out and +QCOAPACK follows.
+        asyncio.get_running_loop().call_soon(self._transmit, cid, client, session, packet)
+
+    def _transmit(self, cid: int, client: Client, session: Session, packet: Packet) -> None:
+        endpoint, remote = session.endpoint, session.remote
+        if endpoint is None or remote is None or client.session is not session:
+            return
+        ack = f"+QCOAPACK: {cid},{packet.mtype},{packet.mid}"
+        if packet.mtype != MessageType.CON:
+            try:
+                endpoint.send(packet, remote)
+            except OSError as exc:
+                log.info("send failed: %s", exc)
+                self.engine.urc(f"{ack},{SEND_FAILURE}")
+                return
+            self.engine.urc(f"{ack},{OK}")  # §3.4.2: NON/ACK/RST: reported once sent
+            return
+        params = TransmissionParameters(ack_timeout=client.settings.timeout,
+                                        max_retransmit=client.settings.retry_count)
+
+        def retransmitted(n: int) -> None:
+            # §3.4.3. Decision: <result> 0 for each retransmission that went out.
+            self.engine.urc(f"+QCOAPIND: {cid},0,{packet.mid},{n},{OK}")
+
+        def outcome(delivery: Delivery) -> None:
+            if delivery.outcome is Outcome.ACKED:
+                self.engine.urc(f"{ack},{OK}")
+                if delivery.reply is not None and delivery.reply.code != 0:
+                    self._recv_urc(cid, delivery.reply)  # piggybacked: ACK first, then RECV
+            else:
+                # Decision (§3.4.2): retries exhausted or RST -> -11 "Data sending failure".
+                self.engine.urc(f"{ack},{SEND_FAILURE}")
+
+        try:
+            endpoint.send_con(packet, remote, params, on_outcome=outcome,
+                              on_retransmit=retransmitted)
+        except OSError as exc:
+            log.info("send failed: %s", exc)
+            self.engine.urc(f"{ack},{SEND_FAILURE}")
+
+    # -- §3.4.1 ------------------------------------------------------------------------
+    def _incoming(self, cid: int, session: Session, incoming: Incoming) -> bool:
+        if incoming.remote != session.remote:
+            # Decision: a session only hears its server; others get RST (if CON).
+            return False
+        if incoming.is_request or (incoming.is_response and incoming.request is not None):
+            self._recv_urc(cid, incoming.packet)
+            return True  # separate responses are ACKed by the endpoint; requests by the TE
+        return False
+
+    def _recv_urc(self, cid: int, packet: Packet) -> None:
+        # README erratum 4: the payload goes raw on the line after the header line.
+        # Decision: each option as <number>,<value>: string quoted, uint bare,
+        # opaque hex; no payload line when the payload is empty.
+        opts = "".join(f",{n},{_value_text(n, raw)}" for n, raw in packet.options)
+        text = (f"+QCOAPRECV: {cid},{packet.mid},{dotted(packet.code)},{len(packet.token)},"
+                f"{packet.token.hex().upper()},{len(packet.options)}{opts},{len(packet.payload)}")
+        self.engine.urc(text, payload=packet.payload or None)
+
+
+def _value_text(number: int, raw: bytes) -> str:
+    value = value_of(number, raw)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    return '"' + raw.decode("latin-1") + '"'

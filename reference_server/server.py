@@ -1,0 +1,165 @@
+"""The reference CoAP server: an aiocoap server context plus the capture hook.
+
+Two ways to run it:
+
+* ``start()`` / ``stop()`` from synchronous code (the pytest layer): the
+  context runs on its own asyncio loop in a daemon thread;
+* ``await run_forever(stop_event)`` on an existing loop (the standalone CLI).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import aiocoap
+
+from reference_server.behaviour import Behaviour, BehaviourSite
+from reference_server.capture import Address, Capture, install_hooks
+
+log = logging.getLogger(__name__)
+
+
+class ReferenceServer:
+    """Plays the network side for a module under test and records every datagram."""
+
+    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), *, time_scale: float = 1.0) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.bind = bind
+        self.time_scale = time_scale   # multiplies resource ``delay``s and ACK_TIMEOUT of server CONs
+        self.capture = Capture()
+        self._behaviour = Behaviour.default()
+        self._lock = threading.Lock()
+        self._ctx: Any = None
+        self._address: Address | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- behaviour -----------------------------------------------------------------
+    def configure(self, behaviour: Behaviour) -> None:
+        """Replace the served resources; the next request already sees them."""
+        if not isinstance(behaviour, Behaviour):
+            raise TypeError("configure() takes a Behaviour (use Behaviour.from_dict)")
+        with self._lock:
+            self._behaviour = behaviour
+
+    @property
+    def behaviour(self) -> Behaviour:
+        with self._lock:
+            return self._behaviour
+
+    @property
+    def address(self) -> Address:
+        """Actual bound (host, port), normalised (plain IPv4 for v4-mapped)."""
+        if self._address is None:
+            raise RuntimeError("ReferenceServer is not started")
+        return self._address
+
+    @property
+    def running(self) -> bool:
+        return self._ctx is not None
+
+    # -- async core ----------------------------------------------------------------
+    async def start_async(self) -> None:
+        """Create the aiocoap context on the running loop and hook the capture."""
+        if self._ctx is not None:
+            raise RuntimeError("ReferenceServer already started")
+        site = BehaviourSite(lambda: self.behaviour, self.time_scale)
+        # Only udp6: plain CoAP over UDP (RFC 7252); the other default transports
+        # (TCP, WebSockets, DTLS, OSCORE) are not what the modules speak here.
+        ctx = await aiocoap.Context.create_server_context(site, bind=self.bind, transports=["udp6"])
+        try:
+            addresses = install_hooks(ctx, self.capture)
+        except Exception:
+            await ctx.shutdown()
+            raise
+        self._ctx, self._address = ctx, addresses[0]
+        log.info("reference server listening on %s:%d", *self._address)
+
+    async def stop_async(self) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            await ctx.shutdown()
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Serve on the current loop until ``stop`` is set (used by the CLI)."""
+        await self.start_async()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop_async()
+
+    # -- thread wrapper --------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Run the server on a daemon thread; return once bound. RuntimeError on failure."""
+        if self._thread is not None:
+            raise RuntimeError("ReferenceServer already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._thread_main, args=(ready, failure),
+                                        name="reference-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            self._abandon()
+            raise RuntimeError(f"reference server did not bind {self.bind} within {timeout} s")
+        if failure:
+            self._thread.join(timeout)
+            self._thread = None
+            raise RuntimeError(f"reference server failed to start on {self.bind}: {failure[0]!r}") \
+                from failure[0]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the context down and join the thread (bounded by ``timeout``)."""
+        thread, loop, stopped = self._thread, self._loop, self._stopped
+        if thread is None:
+            return
+        if loop is not None and stopped is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopped.set)
+            except RuntimeError:   # loop closed in between
+                pass
+        thread.join(timeout)
+        self._thread = None
+        if thread.is_alive():
+            raise RuntimeError(f"reference server thread did not stop within {timeout} s")
+
+    def _thread_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve_in_thread(ready, failure))
+        finally:
+            loop.close()
+            self._loop = None
+            ready.set()
+
+    async def _serve_in_thread(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            await self.start_async()
+        except BaseException as exc:  # report any bind/setup error to start()
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop_async()
+
+    def _abandon(self) -> None:
+        """start() timed out: ask the thread to stop if it ever gets going."""
+        loop, stopped = self._loop, self._stopped
+        if loop is not None and stopped is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopped.set)
+        self._thread = None
+
+    def __enter__(self) -> "ReferenceServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

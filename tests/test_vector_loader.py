@@ -1,0 +1,123 @@
+"""The vector loader: every schema rule has a test that breaks it; errors name file, line, field."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conformance.vectors import VectorLoadError, load_file, load_tree
+
+GOOD = """\
+schema: 1
+manual: bc28
+section: "2.1"
+vectors:
+  - id: v1
+    steps:
+      - send: AT+QCOAPCREATE=56830
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "case.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> VectorLoadError:
+    with pytest.raises(VectorLoadError) as info:
+        load_file(write(tmp_path, text))
+    return info.value
+
+
+def test_good_file_loads(tmp_path):
+    loaded = load_file(write(tmp_path, GOOD))
+    (vector,) = loaded.vectors
+    assert (vector.id, vector.manual, vector.section, vector.models) == ("v1", "bc28", "2.1", ("BC35-G", "BC28"))
+    assert vector.steps[0].kind == "send" and vector.steps[0].line == 7
+
+
+# (rule, file text, expected line, expected field, words in the message)
+BROKEN = [
+    ("yaml syntax", GOOD.replace("  - id: v1", "  - id: [v1"), 6, "", "not valid YAML"),
+    ("empty file", "", 1, "", "empty"),
+    ("schema version", GOOD.replace("schema: 1", "schema: 2"), 1, "schema", "1 was expected"),
+    ("manual enum", GOOD.replace("manual: bc28", "manual: bc95"), 2, "manual", "is not one of"),
+    ("missing section", GOOD.replace('section: "2.1"\n', ""), 1, "(top level)", "'section' is a required property"),
+    ("section pattern", GOOD.replace('"2.1"', '"two"'), 3, "section", "does not match"),
+    ("unknown top field", GOOD + "colour: blue\n", 8, "colour", "unknown field (allowed: manual, models"),
+    ("no vectors", GOOD.split("vectors:")[0] + "vectors: []\n", 4, "vectors", "should be non-empty"),
+    ("vector id pattern", GOOD.replace("id: v1", "id: 'Has Spaces'"), 5, "vectors[0].id", "does not match"),
+    ("vector without steps", GOOD.replace("    steps:\n      - send: AT+QCOAPCREATE=56830\n", "    title: x\n"), 5, "vectors[0]", "'steps' is a required property"),
+    ("step of no kind", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- expect: OK"), 7, "vectors[0].steps[0]", "is not valid under any of the given schemas"),
+    ("step of two kinds", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, urc: x}"), 7, "vectors[0].steps[0]", "valid under each of"),
+    ("send not AT", GOOD.replace("send: AT+QCOAPCREATE=56830", "send: QCOAPCREATE=1"), 7, "vectors[0].steps[0].send", "does not match"),
+    ("unknown step field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, colour: 1}"), 7, "vectors[0].steps[0].colour", "unknown field"),
+    ("field of another kind", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {urc: x, expect: OK}"), 7, "vectors[0].steps[0].expect", "not allowed in a 'urc' step"),
+    ("end enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, data: '', end: ctrl-c}"), 7, "vectors[0].steps[0].end", "is not one of"),
+    ("data_hex not hex", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, data_hex: xyz}"), 7, "vectors[0].steps[0].data_hex", "does not match"),
+    ("within not positive", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {urc: x, within: 0}"), 7, "vectors[0].steps[0].within", "less than or equal to the minimum"),
+    ("no_urc without within", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {no_urc: x}"), 7, "vectors[0].steps[0]", "needs 'within'"),
+    ("bad regex", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {urc: '+QCOAPURC('}"), 7, "vectors[0].steps[0].urc", "bad regex"),
+    ("packet without dir", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {type: CON}"), 7, "vectors[0].steps[0].packet", "'dir' is a required property"),
+    ("packet type enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {dir: uplink, type: CONF}"), 7, "vectors[0].steps[0].packet.type", "is not one of"),
+    ("packet code", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {dir: uplink, code: '2.5'}"), 7, "vectors[0].steps[0].packet.code", "c.dd"),
+    ("packet option name", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {dir: uplink, options: [[Uri-Pth, x]]}"), 7, "vectors[0].steps[0].packet.options[0]", "unknown option"),
+    ("packet save field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {dir: uplink, save: {colour: c}}"), 7, "vectors[0].steps[0].packet.save", "'colour' is not one of"),
+    ("undefined variable", GOOD.replace("AT+QCOAPCREATE=56830", "AT+QCOAPCREATE={port}"), 7, "vectors[0].steps[0]", "{port} is not defined"),
+    ("unknown model", GOOD.replace('section: "2.1"', 'section: "2.1"\nmodels: [BC95]'), 4, "models[0]", "not a model of the bc28 dialect"),
+    ("model of the other dialect", GOOD.replace("  - id: v1", "  - id: v1\n    models: [BG77]"), 6, "vectors[0].models[0]", "not a model of the bc28 dialect"),
+    ("duplicate case ids", GOOD.replace("  - id: v1", "  - id: v1\n    cases: [{id: a}, {id: a}]"), 6, "vectors[0].cases", "unique"),
+]
+
+
+@pytest.mark.parametrize("rule,text,line,field,words", BROKEN, ids=[b[0] for b in BROKEN])
+def test_schema_rule_is_enforced(tmp_path, rule, text, line, field, words):
+    error = load_error(tmp_path, text)
+    assert error.path.name == "case.yaml"
+    assert error.line == line, str(error)
+    assert error.field == field, str(error)
+    assert words in error.message, str(error)
+    assert str(error).startswith(f"{error.path}:{line}" if line else str(error.path))
+
+
+def test_duplicate_ids_across_files_spoil_the_second_file_only(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD, "b.yaml")
+    first, second = load_tree(tmp_path)
+    assert first.error is None and [v.id for v in first.vectors] == ["v1"]
+    assert isinstance(second.error, VectorLoadError)
+    assert "duplicate vector id 'v1'" in str(second.error) and "a.yaml" in str(second.error)
+
+
+def test_variables_from_captures_cases_and_saves_are_accepted(tmp_path):
+    text = GOOD.replace("      - send: AT+QCOAPCREATE=56830\n", """\
+      - send: AT+QCOAPCREATE={port}
+      - send: AT+QCOAPDATASTATUS?
+        info: ['\\+QCOAPDATASTATUS: (?P<status>\\d)']
+      - packet: {dir: uplink, save: {mid: mid}}
+      - urc: '\\+QCOAPURC: "rsp",2,2\\.05,{mid},{status}[0-9]{{2}}'
+""").replace("  - id: v1", "  - id: v1\n    cases: [{id: a, port: 1}, {id: b, port: 2}]")
+    loaded = load_file(write(tmp_path, text))
+    assert [v.id for v in loaded.vectors] == ["v1[a]", "v1[b]"]
+    assert [v.variables for v in loaded.vectors] == [{"port": 1}, {"port": 2}]
+
+
+def test_the_shipped_suites_load(pytestconfig):
+    files = load_tree(Path(pytestconfig.rootpath) / "suites")
+    assert files and all(f.error is None for f in files), [str(f.error) for f in files if f.error]
+    per_dialect = {m: sum(len(f.vectors) for f in files if f.manual == m) for m in ("bc28", "bg95")}
+    assert per_dialect["bc28"] >= 10 and per_dialect["bg95"] >= 10, per_dialect
+
+
+def test_a_broken_file_fails_its_own_item_only(pytester, pytestconfig):
+    suites = pytester.mkdir("suites")
+    (suites / "good.yaml").write_text(GOOD)
+    (suites / "bad.yaml").write_text(GOOD.replace("id: v1", "id: v2").replace("manual: bc28", "manual: nope"))
+    result = pytester.runpytest_subprocess(
+        "-p", "fixtures.plugin", "--suites", str(suites), "--collect-only", "-q",
+        str(Path(pytestconfig.rootpath) / "fixtures" / "test_vectors.py"))
+    out = result.stdout.str()
+    assert "test_vector[load-error/bad.yaml]" in out
+    assert "test_vector[BC28/v1]" in out and "test_vector[BC35-G/v1]" in out
