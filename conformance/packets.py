@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from coapspec import MessageType, Packet, code_from_dotted, dotted, option_spec
+from coapspec import MessageType, Packet, code_from_dotted, dotted, encode, option_spec
 from coapspec.codec import display_value, encode_option_value
 from coapspec.numbers import option_name
 from conformance.vectors.expand import expand
@@ -72,3 +72,21 @@ def saved_fields(packet: Packet) -> dict[str, Any]:
     return {"mid": packet.mid, "token": packet.token.hex().upper(), "code": packet.code_dotted,
             "type": packet.type_name, "payload": packet.payload.decode("latin-1"),
             "payload_hex": packet.payload.hex().upper()}
+
+
+def build(spec: Mapping[str, Any], variables: Mapping[str, Any]) -> bytes:
+    """Wire bytes for an ``inject:`` step: ``raw_hex`` as given, or a CoAP message
+    from type/code/mid/token/options/payload (encoded by aiocoap)."""
+    def value(key: str, default: Any) -> Any:
+        v = spec.get(key, default)
+        return expand(v, variables) if isinstance(v, str) else v
+
+    if "raw_hex" in spec:
+        return bytes.fromhex(value("raw_hex", ""))
+    payload = (value("payload", "").encode("utf-8") if "payload" in spec
+               else bytes.fromhex(value("payload_hex", "")))
+    return encode(Packet(
+        mtype=MessageType[spec.get("type", "CON")], code=expected_code(value("code", "GET")),
+        mid=int(value("mid", 0)), token=bytes.fromhex(value("token", "")),
+        options=tuple(_option_bytes(n, v, variables) for n, v in spec.get("options", [])),
+        payload=payload))

@@ -32,6 +32,7 @@ class Network(Protocol):
     def mark(self) -> int: ...
     def wait_for(self, seq: int, timeout: float): ...
     def datagrams(self, since: int = 0) -> list: ...
+    def inject(self, raw: bytes, to: tuple[str, int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Runner:
         run.variables.update({"server.host": host, "server.port": port,
                               "module.host": self.module_host, **vector.variables})
         self.last_run = run
-        cursor = run.capture_mark
+        self._vector_mark = cursor = run.capture_mark
         for step in vector.steps:
             with observe(step.describe()):
                 try:
@@ -113,11 +114,13 @@ class Runner:
 
     # -- steps ------------------------------------------------------------------------
     def _run_step(self, step: Step, variables: dict[str, Any], cursor: int) -> int:
-        handler = {"send": self._send, "urc": self._urc, "no_urc": self._no_urc}.get(step.kind)
-        if handler:
-            handler(step, variables)
+        if step.kind == "packet":
+            return self._packet(step, variables, cursor)
+        if step.kind == "inject":
+            self._inject(step, variables, cursor)
             return cursor
-        return self._packet(step, variables, cursor)
+        {"send": self._send, "urc": self._urc, "no_urc": self._no_urc}[step.kind](step, variables)
+        return cursor
 
     def _send(self, step: Step, variables: dict[str, Any]) -> None:
         spec = step.spec
@@ -192,6 +195,21 @@ class Runner:
         for field_name, variable in spec.get("save", {}).items():
             variables[variable] = fields[field_name]
         return cursor + 1
+
+    def _inject(self, step: Step, variables: dict[str, Any], cursor: int) -> None:
+        """The network sends a datagram to the module (captured like every other)."""
+        spec = step.spec["inject"]
+        raw = packets.build(spec, variables)
+        if "to" in spec:
+            host, _, port = expand(spec["to"], variables).rpartition(":")
+            to = (host, int(port))
+        else:
+            uplinks = [d for d in self.network.datagrams(self._vector_mark) if d.direction == "uplink"]
+            if not uplinks:
+                raise StepFailure(step, "an earlier uplink datagram to answer (or a 'to' address)",
+                                  "no datagram from the module yet")
+            to = tuple(uplinks[-1].peer)
+        self.network.inject(raw, to)
 
     # -- reporting --------------------------------------------------------------------
     def timeline(self, run: VectorRun) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import aiocoap
 
 from reference_server.behaviour import Behaviour, BehaviourSite
-from reference_server.capture import Address, Capture, install_hooks
+from reference_server.capture import Address, Capture, install_hooks, udp6_interfaces
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,26 @@ class ReferenceServer:
     @property
     def running(self) -> bool:
         return self._ctx is not None
+
+    # -- network-initiated traffic ---------------------------------------------------
+    def inject(self, raw: bytes, to: Address, timeout: float = 5.0) -> None:
+        """Send ``raw`` to ``to`` from the server's own socket, exactly as given.
+
+        For server-initiated requests, wrong-token responses, RSTs and malformed
+        datagrams: aiocoap's ``ctx.request()`` would rewrite token and message id
+        (stack facts), so this goes through the hooked transport and is captured
+        as a downlink datagram like any other."""
+        loop = self._loop
+        if loop is None or self._ctx is None:
+            raise RuntimeError("ReferenceServer is not started")
+
+        async def send() -> None:
+            interface = udp6_interfaces(self._ctx)[0]
+            host, port = to
+            sockaddr = (host if ":" in host else f"::ffff:{host}", port, 0, 0)
+            interface.transport.sendmsg(raw, [], 0, sockaddr)
+
+        asyncio.run_coroutine_threadsafe(send(), loop).result(timeout)
 
     # -- async core ----------------------------------------------------------------
     async def start_async(self) -> None:

@@ -18,7 +18,7 @@ from conformance.vectors.expand import names_in
 from conformance.vectors.model import Step, Vector, VectorFile
 
 SCHEMA_PATH = Path(__file__).with_name("schema-v1.yaml")
-STEP_KINDS = ("send", "urc", "no_urc", "packet")
+STEP_KINDS = ("send", "urc", "no_urc", "packet", "inject")
 Path_ = tuple[Any, ...]
 
 
@@ -167,6 +167,7 @@ def _build_step(path: Path, spec: dict, at: Path_, lines: dict[Path_, int], inde
         "urc": {"urc", "within", "data", "data_hex"},
         "no_urc": {"no_urc", "within"},
         "packet": {"packet"},
+        "inject": {"inject"},
     }[kind]
     for key in spec:
         if key not in allowed:
@@ -178,8 +179,8 @@ def _build_step(path: Path, spec: dict, at: Path_, lines: dict[Path_, int], inde
         for j, pattern in enumerate(_as_list(spec.get(key))):
             where = at + ((key, j) if key == "info" else (key,))
             _check_regex(path, pattern, where, lines)
-    if kind == "packet":
-        _check_packet(path, spec["packet"], at + ("packet",), lines)
+    if kind in ("packet", "inject"):
+        _check_packet(path, spec[kind], at + (kind,), lines)
     return Step(index, kind, spec, _line(lines, at) or 0)
 
 

@@ -9,16 +9,16 @@ from typing import Any, Mapping
 @dataclass(frozen=True)
 class Step:
     index: int                      # 1-based position in the vector
-    kind: str                       # send | urc | no_urc | packet
+    kind: str                       # send | urc | no_urc | packet | inject
     spec: Mapping[str, Any]
     line: int
 
     def describe(self) -> str:
         """Short label for reports: ``step 3 (send AT+QCOAPSEND=...)``."""
-        if self.kind == "packet":
-            fields = ", ".join(f"{k}={v}" for k, v in self.spec["packet"].items()
+        if self.kind in ("packet", "inject"):
+            fields = ", ".join(f"{k}={v}" for k, v in self.spec[self.kind].items()
                                if k not in ("within", "save"))
-            target = f"packet {fields}"
+            target = f"{self.kind} {fields}"
         else:
             target = f"{self.kind} {self.spec[self.kind]}"
         return f"step {self.index} ({target})"
