@@ -6,7 +6,7 @@ exactly what was sent, and ``value_of`` renders a value per its RFC format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiocoap import Message
 from aiocoap.error import UnparsableMessage

@@ -123,15 +123,6 @@ def start(tmp_path):
         assert not emu.link.exists(), "link not removed on SIGTERM"
 
 
-@pytest.fixture
-def server():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
-    yield sock
-    sock.close()
-
-
 def test_basic_commands(start):
     emu = start("BC28")
     at = emu.at
@@ -159,7 +150,8 @@ def test_cgatt_reports_cereg_before_ok(start):
     assert at.command("AT+CEREG?") == ["+CEREG: 1,1", "OK"]
 
 
-def test_bc28_con_get_and_request(start, server):
+def test_bc28_con_get_and_request(start, udp_peer):
+    server = udp_peer
     emu = start("BC28")
     at = emu.at
     at.command("ATE0")
@@ -202,7 +194,8 @@ def test_bc28_con_get_and_request(start, server):
     assert not [l for l in at.quiet(0.2) if l.startswith("+QCOAPURC")]
 
 
-def test_bg95_non_with_payload_length(start, server):
+def test_bg95_non_with_payload_length(start, udp_peer):
+    server = udp_peer
     at = start("BG95-M3").at
     at.command("ATE0")
     sport = server.getsockname()[1]
@@ -229,7 +222,8 @@ def test_bg95_non_with_payload_length(start, server):
     assert at.expect(r"^\+QCOAPCLOSE:") == ["+QCOAPCLOSE: 0,0"]
 
 
-def test_bg95_con_retransmits_in_scaled_time(start, server):
+def test_bg95_con_retransmits_in_scaled_time(start, udp_peer):
+    server = udp_peer
     at = start("BG95-M1").at
     at.command("ATE0")
     sport = server.getsockname()[1]
