@@ -14,13 +14,18 @@ def expected_code(value: str | int) -> int:
 
 
 def mismatches(expected: Mapping[str, Any], direction: str, packet: Packet | None,
-               variables: Mapping[str, Any]) -> list[str]:
+               variables: Mapping[str, Any], fault: str | None = None) -> list[str]:
     """Each field of ``expected`` that ``packet`` does not have, as ``field: expected X, got Y``."""
     problems: list[str] = []
     if direction != expected["dir"]:
         problems.append(f"dir: expected {expected['dir']}, got {direction}")
+    if "fault" in expected and expected["fault"] != (fault or "none"):
+        problems.append(f"fault: expected {expected['fault']}, got {fault or 'none'}")
     if packet is None:
-        return problems + ["datagram is not a parsable CoAP message"]
+        # A step giving only dir (and fault) accepts an unparsable datagram (malformed inject).
+        if set(expected) - {"dir", "fault", "within"}:
+            problems.append("datagram is not a parsable CoAP message")
+        return problems
 
     def want(key: str) -> Any:
         value = expected[key]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping, Protocol
 
-from conformance import packets, timeline
+from conformance import packets, timeline, verdicts
 from conformance.at_channel import CTRL_Z, ESC, ATChannel, ATError, Urc
 from conformance.vectors.expand import UnknownVariable, expand, expand_regex
 from conformance.vectors.model import Step, Vector
@@ -96,6 +96,9 @@ class Runner:
         host, port = self.network.address
         run = VectorRun(vector, self.model, self.channel.transcript.mark(), self.network.mark(),
                         time.monotonic())
+        dtls_port = getattr(self.network, "dtls_port", None)  # DTLS-PSK front, if any
+        if dtls_port is not None:
+            run.variables["server.dtls_port"] = dtls_port
         run.variables.update({"server.host": host, "server.port": port,
                               "module.host": self.module_host, **vector.variables})
         self.last_run = run
@@ -118,6 +121,9 @@ class Runner:
             return self._packet(step, variables, cursor)
         if step.kind == "inject":
             self._inject(step, variables, cursor)
+            return cursor
+        if step.kind in verdicts.VERDICTS:
+            self._verdict(step, variables)
             return cursor
         {"send": self._send, "urc": self._urc, "no_urc": self._no_urc}[step.kind](step, variables)
         return cursor
@@ -182,19 +188,30 @@ class Runner:
     def _packet(self, step: Step, variables: dict[str, Any], cursor: int) -> int:
         spec = step.spec["packet"]
         within = spec.get("within", DEFAULT_PACKET_WITHIN)
-        datagram = self.network.wait_for(cursor, self.clock.deadline(within))
+        deadline = time.monotonic() + self.clock.deadline(within)
+        while True:
+            datagram = self.network.wait_for(cursor, max(0.0, deadline - time.monotonic()))
+            if datagram is None or self._ours(datagram):
+                break
+            cursor += 1   # another module on the same reference server (one per model)
         if datagram is None:
             raise StepFailure(step, f"datagram #{cursor} ({spec['dir']}) within {within} s",
                               "nothing more on the wire")
         packet = datagram.packet()
-        problems = packets.mismatches(spec, datagram.direction, packet, variables)
+        problems = packets.mismatches(spec, datagram.direction, packet, variables,
+                                      getattr(datagram, "fault", None))
         if problems:
             shown = packet.summary() if packet else datagram.raw.hex()
             raise StepFailure(step, "; ".join(problems), f"#{datagram.seq} {datagram.direction} {shown}")
-        fields = packets.saved_fields(packet)
+        fields = packets.saved_fields(packet) if packet is not None else {}
         for field_name, variable in spec.get("save", {}).items():
             variables[variable] = fields[field_name]
-        return cursor + 1
+        return datagram.seq + 1
+
+    def _ours(self, datagram: Any) -> bool:
+        """On the emulator every module has its own address; on a bench module_host is
+        empty (NAT may rewrite it) and every datagram counts."""
+        return not self.module_host or datagram.peer[0] == self.module_host
 
     def _inject(self, step: Step, variables: dict[str, Any], cursor: int) -> None:
         """The network sends a datagram to the module (captured like every other)."""
@@ -204,12 +221,32 @@ class Runner:
             host, _, port = expand(spec["to"], variables).rpartition(":")
             to = (host, int(port))
         else:
-            uplinks = [d for d in self.network.datagrams(self._vector_mark) if d.direction == "uplink"]
+            uplinks = [d for d in self.network.datagrams(self._vector_mark)
+                       if d.direction == "uplink" and self._ours(d)]
             if not uplinks:
                 raise StepFailure(step, "an earlier uplink datagram to answer (or a 'to' address)",
                                   "no datagram from the module yet")
             to = tuple(uplinks[-1].peer)
         self.network.inject(raw, to)
+
+    def _verdict(self, step: Step, variables: dict[str, Any]) -> None:
+        """A judgement over the vector's whole capture so far (conformance.verdicts)."""
+        spec = {k: (expand(v, variables) if isinstance(v, str) else v)
+                for k, v in (step.spec[step.kind] or {}).items()}
+        judge = verdicts.VERDICTS[step.kind]
+        deadline = time.monotonic() + self.clock.deadline(judge.within(spec))
+        while True:
+            datagrams = [d for d in self.network.datagrams(self._vector_mark) if self._ours(d)]
+            ready = judge.ready(spec, datagrams)
+            if ready or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if ready:   # let anything that should *not* come show up (e.g. a 6th transmission)
+            time.sleep(self.clock.quiet_period(judge.settle(spec)))
+        problem = judge.judge(spec, [d for d in self.network.datagrams(self._vector_mark)
+                                     if self._ours(d)], self.clock.scale)
+        if problem:
+            raise StepFailure(step, judge.describe(spec), problem)
 
     # -- reporting --------------------------------------------------------------------
     def timeline(self, run: VectorRun) -> str:

@@ -20,7 +20,9 @@ def datagram_line(d: CapturedDatagram, origin: float) -> str:
     arrow = "module -> net" if d.direction == "uplink" else "net -> module"
     packet = d.packet()
     what = packet.summary() if packet is not None else f"UNPARSABLE {d.raw.hex()}"
-    return f"{d.mono - origin:+9.4f}s UDP #{d.seq} {arrow} {d.peer[0]}:{d.peer[1]}  {what}"
+    fault = getattr(d, "fault", None)
+    mark = f"  [network: {fault}]" if fault else ""
+    return f"{d.mono - origin:+9.4f}s UDP #{d.seq} {arrow} {d.peer[0]}:{d.peer[1]}  {what}{mark}"
 
 
 def packet_table(datagrams: Iterable[CapturedDatagram], origin: float) -> str:

@@ -17,8 +17,11 @@ import aiocoap.resource
 from aiocoap.numbers import OptionNumber
 from aiocoap.numbers.constants import TransportTuning
 
-from coapspec import OptionFormat, code_from_dotted, option_spec
+from coapspec import OptionFormat, Packet, code_from_dotted, encode, option_spec
 from coapspec.codec import encode_option_value
+from reference_server.capture import (
+    DOWNLINK, FAULT_ACTIONS, UPLINK, Capture, Fault, normalise_address,
+)
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
 _METHOD_BY_CODE = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}
@@ -43,6 +46,9 @@ class Reply:
     delay: float = 0.0                               # seconds (× time_scale) before answering;
                                                      # > EMPTY_ACK_DELAY gives a separate response (§5.2.2)
     payload_fn: PayloadFn | None = field(default=None, compare=False)
+    separate: str | None = None    # "CON" | "NON": Empty ACK first, then this response type
+    action: str | None = None      # silent | rst | token-wrong | mid-wrong (capture.REPLY_ACTIONS)
+    observe: "ObserveSpec | None" = None   # answer GET+Observe:0 with notifications (RFC 7641)
 
     def payload_for(self, request_payload: bytes) -> bytes:
         if self.echo:
@@ -57,6 +63,17 @@ class Reply:
             if number == CONTENT_FORMAT:
                 return int.from_bytes(raw, "big")
         return None
+
+
+@dataclass(frozen=True)
+class ObserveSpec:
+    """Notifications after a registration: one per payload, ``interval`` module
+    seconds apart, as ``type`` (NON or CON; CONs are sent once, the module's ACK
+    is for the vector to check)."""
+
+    notifications: tuple[bytes, ...] = ()
+    interval: float = 1.0
+    type: str = "NON"
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class Behaviour:
 
     resources: Mapping[str, ResourceSpec] = field(default_factory=dict)
     default_code: int = 132    # 4.04 Not Found, RFC 7252 §5.9.2.5
+    faults: tuple[Fault, ...] = ()   # the simulated network between server and module
 
     def lookup(self, path: str) -> ResourceSpec | None:
         return self.resources.get(path)
@@ -103,7 +121,7 @@ class Behaviour:
         """Build from the YAML-friendly mapping; ValueError names the offending field."""
         if not isinstance(data, Mapping):
             raise ValueError(f"server: expected a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"resources", "default_code", "well_known_core"}
+        unknown = set(data) - {"resources", "default_code", "well_known_core", "faults"}
         if unknown:
             raise ValueError(f"server: unknown field(s) {sorted(unknown)}")
         raw_resources = data.get("resources") or {}
@@ -119,7 +137,11 @@ class Behaviour:
             raise ValueError("server.well_known_core: expected true or false")
         if well_known:
             resources = with_well_known_core(resources)
-        return cls(resources, default_code)
+        raw_faults = data.get("faults") or []
+        if not isinstance(raw_faults, list):
+            raise ValueError("server.faults: expected a list of {dir, nth, action, seconds}")
+        faults = tuple(_fault(f, f"server.faults[{i}]") for i, f in enumerate(raw_faults))
+        return cls(resources, default_code, faults)
 
 
 def with_well_known_core(resources: Mapping[str, ResourceSpec]) -> dict[str, ResourceSpec]:
@@ -145,7 +167,53 @@ def _now(_request_payload: bytes) -> bytes:
 
 # --- from_dict helpers ----------------------------------------------------------------
 
-_REPLY_FIELDS = {"code", "payload", "payload_hex", "content_format", "options", "echo", "delay"}
+_REPLY_FIELDS = {"code", "payload", "payload_hex", "content_format", "options", "echo", "delay",
+                 "separate", "rst", "silent", "token", "mid", "observe"}
+_FAULT_FIELDS = {"dir", "nth", "action", "seconds"}
+
+
+def _fault(spec: Any, where: str) -> Fault:
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected a mapping {{dir, nth, action, seconds}}")
+    unknown = set(spec) - _FAULT_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+    action = spec.get("action")
+    if action not in FAULT_ACTIONS:
+        raise ValueError(f"{where}.action: expected one of {list(FAULT_ACTIONS)}, got {action!r}")
+    direction = spec.get("dir")
+    if direction not in (None, UPLINK, DOWNLINK):
+        raise ValueError(f"{where}.dir: expected uplink or downlink (omit for both)")
+    nth = spec.get("nth", [])
+    nth = [nth] if isinstance(nth, int) and not isinstance(nth, bool) else nth
+    if not isinstance(nth, list) or not all(isinstance(n, int) and not isinstance(n, bool)
+                                            and n >= 1 for n in nth):
+        raise ValueError(f"{where}.nth: expected a positive integer or a list of them")
+    seconds = spec.get("seconds", 0.0)
+    if action == "delay" and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
+                              or seconds <= 0):
+        raise ValueError(f"{where}.seconds: a delay needs a positive number of module seconds")
+    if action != "delay" and "seconds" in spec:
+        raise ValueError(f"{where}.seconds: only a delay takes seconds")
+    return Fault(action, direction, tuple(nth), float(seconds))
+
+
+def _observe(spec: Any, where: str) -> ObserveSpec:
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected {{notifications: [text...], interval, type}}")
+    unknown = set(spec) - {"notifications", "interval", "type"}
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+    notes = spec.get("notifications") or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ValueError(f"{where}.notifications: expected a list of text payloads")
+    interval = spec.get("interval", 1.0)
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+        raise ValueError(f"{where}.interval: expected a positive number of module seconds")
+    mtype = spec.get("type", "NON")
+    if mtype not in ("CON", "NON"):
+        raise ValueError(f"{where}.type: expected CON or NON")
+    return ObserveSpec(tuple(n.encode() for n in notes), float(interval), mtype)
 _RESOURCE_FIELDS = _REPLY_FIELDS | {"methods", "blockwise"}
 
 
@@ -212,7 +280,21 @@ def _reply_from_dict(spec: Any, where: str) -> Reply:
     delay = spec.get("delay", 0.0)
     if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
         raise ValueError(f"{where}.delay: expected a non-negative number of seconds")
-    return Reply(code, payload, tuple(options), echo, float(delay))
+    separate = spec.get("separate")
+    if separate not in (None, "CON", "NON"):
+        raise ValueError(f"{where}.separate: expected CON or NON")
+    actions = []
+    for key, good in (("rst", True), ("silent", True), ("token", "wrong"), ("mid", "wrong")):
+        if key in spec:
+            if spec[key] != good:
+                raise ValueError(f"{where}.{key}: the only value is {good!r}")
+            actions.append({"rst": "rst", "silent": "silent", "token": "token-wrong",
+                            "mid": "mid-wrong"}[key])
+    if len(actions) > 1:
+        raise ValueError(f"{where}: rst, silent, token: wrong and mid: wrong exclude each other")
+    observe = _observe(spec["observe"], f"{where}.observe") if "observe" in spec else None
+    return Reply(code, payload, tuple(options), echo, float(delay), None, separate,
+                 actions[0] if actions else None, observe)
 
 
 def _code(value: Any, where: str) -> int:
@@ -276,11 +358,13 @@ def _option(item: Any, where: str) -> tuple[int, bytes]:
 class BehaviourSite(aiocoap.resource.Resource):
     """Root resource answering every request from ``current()`` (looked up per request)."""
 
-    def __init__(self, current: Callable[[], Behaviour], time_scale: float = 1.0) -> None:
+    def __init__(self, current: Callable[[], Behaviour], time_scale: float = 1.0,
+                 capture: Capture | None = None) -> None:
         super().__init__()
         self._current = current
         self._time_scale = time_scale
         self._tuning = scaled_tuning(time_scale)
+        self._capture = capture      # reply actions, observations and raw sends
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         spec = self._current().lookup(request_path(request))
@@ -294,14 +378,96 @@ class BehaviourSite(aiocoap.resource.Resource):
         reply = spec.reply_for(_METHOD_BY_CODE.get(int(request.code), ""))
         if reply is None:
             return aiocoap.Message(code=METHOD_NOT_ALLOWED)
-        if reply.delay:
+        plan = self._capture.plan if self._capture is not None else None
+        if reply.action and plan is not None:
+            plan.expect_reply(request.mid, bytes(request.token), reply.action)
+        if reply.separate:
+            # install_prompt_empty_ack made aiocoap send the Empty ACK at once.
+            await asyncio.sleep(max(reply.delay * self._time_scale, SEPARATE_MIN_REAL))
+        elif reply.delay:
             # aiocoap sends an Empty ACK after EMPTY_ACK_DELAY and then the response as
             # a separate CON (RFC 7252 §5.2.2).
             await asyncio.sleep(reply.delay * self._time_scale)
         response = build_response(reply, bytes(request.payload))
+        if reply.separate == "NON":
+            response.mtype = aiocoap.NON
         if self._tuning is not None:
             response.transport_tuning = self._tuning
+        observe = request.opt.observe
+        if reply.observe is not None and plan is not None and observe is not None:
+            token = bytes(request.token)
+            old = plan.observations.pop(token, None)
+            if old is not None:
+                old.cancel()
+            if observe == 0:
+                response.opt.observe = 0
+                peer = normalise_address(request.remote.sockaddr)
+                plan.observations[token] = Observation(
+                    plan, self._capture, reply, token, peer, self._time_scale)
         return response
+
+
+class Observation:
+    """One registration (RFC 7641 §3.1): notifications with Observe 1, 2, … sent raw
+    through the hooked socket; ends on deregistration (GET with Observe: 1, §3.6),
+    on an RST to a notification, or on the next ``configure()``."""
+
+    def __init__(self, plan: Any, capture: Capture, reply: Reply, token: bytes,
+                 peer: tuple[str, int], time_scale: float) -> None:
+        self.plan, self.capture, self.reply = plan, capture, reply
+        self.token, self.peer, self.time_scale = token, peer, time_scale
+        self.mids: set[int] = set()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+    async def _run(self) -> None:
+        spec = self.reply.observe
+        assert spec is not None
+        mtype = 0 if spec.type == "CON" else 1
+        for seq, payload in enumerate(spec.notifications, start=1):
+            await asyncio.sleep(spec.interval * self.time_scale)
+            if not self.plan.active or self.capture.send_raw is None:
+                return
+            mid = self.plan.next_mid()
+            self.mids.add(mid)
+            options = tuple(sorted(((6, encode_option_value(6, seq)), *self.reply.options),
+                                   key=lambda o: o[0]))
+            raw = encode(Packet(mtype, self.reply.code, mid, self.token, options, payload))
+            self.capture.send_raw(raw, self.peer)
+
+
+SEPARATE_MIN_REAL = 0.005   # real seconds between the Empty ACK and a separate response
+
+
+class _PromptEmptyAck(TransportTuning):
+    EMPTY_ACK_DELAY = 0.0
+
+
+def install_prompt_empty_ack(ctx: Any, current: Callable[[], Behaviour]) -> None:
+    """For requests whose reply is ``separate``, make aiocoap send the Empty ACK at
+    once instead of after its unscaled EMPTY_ACK_DELAY (0.1 s), which at a time
+    scale of 0.01 would be 10 module seconds, after the module's first
+    retransmission. Shadows ``MessageManager._process_request`` on the instance
+    (aiocoap pinned; see capture.py on private attributes)."""
+    for token_manager in getattr(ctx, "request_interfaces", ()):
+        manager = getattr(token_manager, "token_interface", None)
+        original = getattr(manager, "_process_request", None)
+        if original is None:
+            continue
+
+        def process(request: aiocoap.Message, _original=original) -> None:
+            try:
+                spec = current().lookup(request_path(request))
+                reply = spec.reply_for(_METHOD_BY_CODE.get(int(request.code), "")) if spec else None
+                if reply is not None and reply.separate:
+                    request.transport_tuning = _PromptEmptyAck()
+            except Exception:   # never let the shortcut break request handling
+                pass
+            _original(request)
+
+        manager._process_request = process
 
 
 def scaled_tuning(time_scale: float) -> TransportTuning | None:

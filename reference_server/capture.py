@@ -45,6 +45,7 @@ class Datagram:
     server: Address
     peer: Address
     raw: bytes
+    fault: str | None = None   # network fault applied: drop | duplicate | delay | reorder
     _decoded: list = field(default_factory=list, repr=False, compare=False)
 
     def packet(self) -> Packet | None:
@@ -69,8 +70,14 @@ class Datagram:
         arrow = "<-" if self.direction == UPLINK else "->"
         packet = self.packet()
         body = packet.summary() if packet else f"MALFORMED {len(self.raw)} B {self.raw[:32].hex()}"
+        mark = f" [{self.fault}]" if self.fault else ""
         return (f"#{self.seq} {self.direction:8} {format_address(self.server)} {arrow} "
-                f"{format_address(self.peer)} {body}")
+                f"{format_address(self.peer)} {body}{mark}")
+
+    @property
+    def reached_module_wire(self) -> bool:
+        """False for a downlink the simulated network dropped (kept out of the pcap)."""
+        return not (self.direction == DOWNLINK and self.fault == "drop")
 
 
 Listener = Callable[[Datagram], None]
@@ -84,13 +91,22 @@ class Capture:
         self._base = 0                   # seq of _items[0]; advanced by clear()
         self._cond = threading.Condition()
         self._listeners: list[Listener] = []
+        self.plan = NetworkPlan()        # faults + reply actions; replaced by arm()
+        self.send_raw: Callable[[bytes, Address], None] | None = None   # set by install_hooks
+
+    def arm(self, faults: Any = (), time_scale: float = 1.0) -> "NetworkPlan":
+        """Start a new fault plan: nth counters restart, reply actions and observations end."""
+        old, self.plan = self.plan, NetworkPlan(tuple(faults), time_scale)
+        old.active = False
+        return self.plan
 
     # -- hot path -----------------------------------------------------------------
-    def record(self, direction: str, server: Address, peer: Address, raw: bytes) -> Datagram:
+    def record(self, direction: str, server: Address, peer: Address, raw: bytes,
+               fault: str | None = None) -> Datagram:
         mono, wall = time.monotonic(), time.time()
         with self._cond:
             datagram = Datagram(self._base + len(self._items), mono, wall, direction,
-                                server, peer, bytes(raw))
+                                server, peer, bytes(raw), fault)
             self._items.append(datagram)
             self._cond.notify_all()
         for listener in self._listeners:
@@ -248,8 +264,7 @@ def _hook_interface(interface: Any, capture: Capture) -> Address:
         # Bound to a wildcard address, the real local address is in IPV6_PKTINFO.
         return (_pktinfo_address(ancdata, local[1]) or local) if wildcard else local
 
-    def datagram_msg_received(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
-        capture.record(UPLINK, server_address(ancdata), normalise_address(address), data)
+    def deliver(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
         try:
             original_received(data, ancdata, flags, address)
         except Exception:
@@ -257,10 +272,47 @@ def _hook_interface(interface: Any, capture: Capture) -> Address:
             # string option; a malformed datagram must not take the server down.
             log.warning("aiocoap failed on datagram from %s", address, exc_info=True)
 
-    def sendmsg(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
-        capture.record(DOWNLINK, server_address(ancdata), normalise_address(address), data)
-        original_sendmsg(data, ancdata, flags, address)
+    def datagram_msg_received(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        plan = capture.plan
+        if not plan.busy:   # hot path: no faults, no actions, no observations
+            capture.record(UPLINK, server_address(ancdata), normalise_address(address), data)
+            deliver(data, ancdata, flags, address)
+            return
+        plan.note_uplink(data)
+        fault = plan.fault_for(UPLINK)
+        capture.record(UPLINK, server_address(ancdata), normalise_address(address), data,
+                       fault.action if fault and fault.action != "duplicate" else None)
+        plan.apply(fault, UPLINK, lambda: deliver(data, ancdata, flags, address),
+                   lambda: capture.record(UPLINK, server_address(ancdata),
+                                          normalise_address(address), data, "duplicate"))
 
+    def sendmsg(data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        plan = capture.plan
+        if not plan.busy:
+            capture.record(DOWNLINK, server_address(ancdata), normalise_address(address), data)
+            original_sendmsg(data, ancdata, flags, address)
+            return
+        data = plan.rewrite_downlink(data)
+        if data is None:          # silent: the server does not answer at all
+            return
+        fault = plan.fault_for(DOWNLINK)
+        peer = normalise_address(address)
+
+        def send(mark: str | None = fault.action if fault and fault.action != "duplicate"
+                 else None) -> None:
+            capture.record(DOWNLINK, server_address(ancdata), peer, data, mark)
+            original_sendmsg(data, ancdata, flags, address)
+
+        if fault is not None and fault.action == "drop":
+            capture.record(DOWNLINK, server_address(ancdata), peer, data, "drop")
+            return
+        plan.apply(fault, DOWNLINK, send, lambda: send("duplicate"), record_first=False)
+
+    def send_raw(raw: bytes, to: Address) -> None:
+        host, port = to
+        sendmsg(raw, [], 0, (host if ":" in host else f"::ffff:{host}", port, 0, 0))
+
+    capture.send_raw = send_raw
     interface.datagram_msg_received = datagram_msg_received
     transport.sendmsg = sendmsg
     return local
@@ -319,3 +371,137 @@ def _check_self_test(seen: list[Datagram], server: Address, peer: Address) -> No
             break
     if problems:
         raise CaptureHookError("capture self-test failed: " + "; ".join(problems))
+
+
+# --- the simulated network: faults and reply actions -----------------------------------
+
+FAULT_ACTIONS = ("drop", "duplicate", "delay", "reorder")
+REPLY_ACTIONS = ("silent", "rst", "token-wrong", "mid-wrong")
+REORDER_LIMIT = 5.0   # module seconds a reordered datagram waits for the next one at most
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One entry of a ``faults:`` plan: on datagram(s) ``nth`` (1-based, counted per
+    direction from ``configure()``; empty = every datagram) of ``direction`` (None =
+    both), do ``action``; ``seconds`` (module time) for ``delay``."""
+
+    action: str
+    direction: str | None = None
+    nth: tuple[int, ...] = ()
+    seconds: float = 0.0
+
+    def applies(self, direction: str, n: int) -> bool:
+        return (self.direction in (None, direction)) and (not self.nth or n in self.nth)
+
+
+class NetworkPlan:
+    """State of the simulated network between one ``configure()`` and the next.
+
+    Runs on the server's event loop (inside the transport hooks)."""
+
+    def __init__(self, faults: tuple[Fault, ...] = (), time_scale: float = 1.0) -> None:
+        self.faults = faults
+        self.time_scale = time_scale
+        self.active = True
+        self.counts = {UPLINK: 0, DOWNLINK: 0}
+        self.by_mid: dict[int, str] = {}        # ACK/RST with this mid -> reply action
+        self.by_token: dict[bytes, str] = {}    # next CON/NON response with this token
+        self.separate: dict[int, str] = {}      # separate response mid -> action
+        self.observations: dict[bytes, Any] = {}   # token -> Observation
+        self.held: dict[str, list[Callable[[], None]]] = {UPLINK: [], DOWNLINK: []}
+        self._next_mid = int.from_bytes(__import__("os").urandom(2), "big")
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.faults or self.by_mid or self.by_token or self.separate
+                    or self.observations or self.held[UPLINK] or self.held[DOWNLINK])
+
+    def next_mid(self) -> int:
+        self._next_mid = (self._next_mid + 1) & 0xFFFF
+        return self._next_mid
+
+    # -- reply actions (registered by BehaviourSite.render) --------------------------
+    def expect_reply(self, mid: int, token: bytes, action: str) -> None:
+        self.by_mid[mid] = action
+        self.by_token[token] = action
+
+    def rewrite_downlink(self, data: bytes) -> bytes | None:
+        """Apply a reply action to an outgoing datagram: None = suppress it."""
+        if not (self.by_mid or self.by_token or self.separate) or len(data) < 4:
+            return data
+        mtype, tkl, mid = (data[0] >> 4) & 3, data[0] & 0xF, int.from_bytes(data[2:4], "big")
+        token = data[4:4 + tkl]
+        action = None
+        if mtype in (2, 3) and mid in self.by_mid:          # ACK / RST of the request
+            action = self.by_mid[mid]
+            if action == "rst":
+                return bytes([0x70, 0, *data[2:4]])         # RST, empty, same mid (§4.2)
+            if action == "mid-wrong":
+                return data[:2] + ((mid + 1) & 0xFFFF).to_bytes(2, "big") + data[4:]
+        elif mtype in (0, 1) and data[1] >= 64:             # separate response
+            action = self.separate.get(mid)
+            if action is None and token in self.by_token:
+                action = self.separate[mid] = self.by_token.pop(token)
+            if action in ("rst", "mid-wrong"):
+                return None                                  # the request was already answered
+        if action == "silent":
+            return None
+        if action == "token-wrong" and data[1] != 0:
+            wrong = bytes(b ^ 0xFF for b in token) if token else b"\xBA\xD0"
+            return bytes([(data[0] & 0xF0) | len(wrong)]) + data[1:4] + wrong + data[4 + tkl:]
+        return data
+
+    def note_uplink(self, data: bytes) -> None:
+        """An RST from the module to a notification ends that observation (RFC 7641 §3.6)."""
+        if self.observations and len(data) >= 4 and (data[0] >> 4) & 3 == 3:
+            mid = int.from_bytes(data[2:4], "big")
+            for token, observation in list(self.observations.items()):
+                if mid in observation.mids:
+                    observation.cancel()
+                    del self.observations[token]
+
+    # -- faults --------------------------------------------------------------------------
+    def fault_for(self, direction: str) -> Fault | None:
+        self.counts[direction] += 1
+        n = self.counts[direction]
+        return next((f for f in self.faults if f.applies(direction, n)), None)
+
+    def apply(self, fault: Fault | None, direction: str, forward: Callable[[], None],
+              duplicate: Callable[[], None], record_first: bool = True) -> None:
+        """Forward a datagram through the fault (drop of uplinks handled here too)."""
+        import asyncio
+
+        action = fault.action if fault else None
+        if action == "drop":
+            return
+        if action == "delay":
+            asyncio.get_running_loop().call_later(fault.seconds * self.time_scale,
+                                                  self._release_one, direction, forward)
+            return
+        if action == "reorder":
+            self.held[direction].append(forward)
+            asyncio.get_running_loop().call_later(REORDER_LIMIT * self.time_scale,
+                                                  self._release, direction, forward)
+            return
+        forward()
+        if action == "duplicate":
+            if direction == UPLINK:
+                duplicate()        # record the copy, then hand it to aiocoap
+                forward()
+            else:
+                duplicate()        # records and sends the copy
+        self._release_held(direction)
+
+    def _release_one(self, direction: str, forward: Callable[[], None]) -> None:
+        forward()
+
+    def _release_held(self, direction: str) -> None:
+        held, self.held[direction] = self.held[direction], []
+        for forward in held:
+            forward()
+
+    def _release(self, direction: str, forward: Callable[[], None]) -> None:
+        if forward in self.held[direction]:
+            self.held[direction].remove(forward)
+            forward()

@@ -28,6 +28,8 @@ def write_pcap(path: str | os.PathLike[str], datagrams: Iterable[Datagram]) -> N
     with open(path, "wb") as out:
         out.write(struct.pack("<IHHiIII", _PCAP_MAGIC_USEC, 2, 4, 0, 0, _SNAPLEN, LINKTYPE_RAW))
         for datagram in datagrams:
+            if not getattr(datagram, "reached_module_wire", True):
+                continue   # a downlink the simulated network dropped never reached the wire
             frame = ip_udp_frame(datagram)
             seconds = int(datagram.wall)
             micros = min(int(round((datagram.wall - seconds) * 1e6)), 999_999)

@@ -15,8 +15,9 @@ from typing import Any
 
 import aiocoap
 
-from reference_server.behaviour import Behaviour, BehaviourSite
+from reference_server.behaviour import Behaviour, BehaviourSite, install_prompt_empty_ack
 from reference_server.capture import Address, Capture, install_hooks, udp6_interfaces
+from reference_server.dtls import DtlsFront
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class ReferenceServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
+        self.dtls: DtlsFront | None = None   # DTLS 1.2 PSK front (reference_server/dtls.py)
 
     # -- behaviour -----------------------------------------------------------------
     def configure(self, behaviour: Behaviour) -> None:
@@ -45,6 +47,8 @@ class ReferenceServer:
             raise TypeError("configure() takes a Behaviour (use Behaviour.from_dict)")
         with self._lock:
             self._behaviour = behaviour
+            # The simulated network restarts with the behaviour (nth counted from here).
+            self.capture.arm(behaviour.faults, self.time_scale)
 
     @property
     def behaviour(self) -> Behaviour:
@@ -57,6 +61,27 @@ class ReferenceServer:
         if self._address is None:
             raise RuntimeError("ReferenceServer is not started")
         return self._address
+
+    @property
+    def dtls_port(self) -> int:
+        """UDP port of the DTLS-PSK front (same host as ``address``)."""
+        if self.dtls is None:
+            raise RuntimeError("ReferenceServer is not started")
+        return self.dtls.address[1]
+
+    def set_dtls_psk(self, identity: str, key: bytes, timeout: float = 5.0) -> None:
+        """PSK for new DTLS sessions (from the server thread's loop when threaded)."""
+        dtls, loop = self.dtls, self._loop
+        if dtls is None:
+            raise RuntimeError("ReferenceServer is not started")
+        if loop is None or not loop.is_running():
+            dtls.set_psk(identity, key)
+            return
+
+        async def apply() -> None:
+            dtls.set_psk(identity, key)
+
+        asyncio.run_coroutine_threadsafe(apply(), loop).result(timeout)
 
     @property
     def running(self) -> bool:
@@ -87,20 +112,25 @@ class ReferenceServer:
         """Create the aiocoap context on the running loop and hook the capture."""
         if self._ctx is not None:
             raise RuntimeError("ReferenceServer already started")
-        site = BehaviourSite(lambda: self.behaviour, self.time_scale)
+        site = BehaviourSite(lambda: self.behaviour, self.time_scale, self.capture)
         # Only udp6: plain CoAP over UDP (RFC 7252); the other default transports
         # (TCP, WebSockets, DTLS, OSCORE) are not what the modules speak here.
         ctx = await aiocoap.Context.create_server_context(site, bind=self.bind, transports=["udp6"])
         try:
             addresses = install_hooks(ctx, self.capture)
+            install_prompt_empty_ack(ctx, lambda: self.behaviour)
         except Exception:
             await ctx.shutdown()
             raise
         self._ctx, self._address = ctx, addresses[0]
+        self.dtls = DtlsFront(self._address)
+        await self.dtls.start(self._address[0])
         log.info("reference server listening on %s:%d", *self._address)
 
     async def stop_async(self) -> None:
         ctx, self._ctx = self._ctx, None
+        if self.dtls is not None:
+            self.dtls.close()
         if ctx is not None:
             await ctx.shutdown()
 

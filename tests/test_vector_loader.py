@@ -69,6 +69,17 @@ BROKEN = [
     ("unknown model", GOOD.replace('section: "2.1"', 'section: "2.1"\nmodels: [BC95]'), 4, "models[0]", "not a model of the bc28 dialect"),
     ("model of the other dialect", GOOD.replace("  - id: v1", "  - id: v1\n    models: [BG77]"), 6, "vectors[0].models[0]", "not a model of the bc28 dialect"),
     ("duplicate case ids", GOOD.replace("  - id: v1", "  - id: v1\n    cases: [{id: a}, {id: a}]"), 6, "vectors[0].cases", "unique"),
+    # network behaviours and verdicts (suites/README.md "Verdicts")
+    ("packet fault enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- packet: {dir: uplink, fault: lost}"), 7, "vectors[0].steps[0].packet.fault", "is not one of"),
+    ("retransmissions without mid", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- retransmissions: {retries: 4}"), 7, "vectors[0].steps[0].retransmissions", "'mid' is a required property"),
+    ("retransmissions unknown field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- retransmissions: {mid: 1, count: 5}"), 7, "vectors[0].steps[0].retransmissions.count", "unknown field"),
+    ("retransmissions timeout positive", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- retransmissions: {mid: 1, timeout: 0}"), 7, "vectors[0].steps[0].retransmissions.timeout", "less than or equal to the minimum"),
+    ("retransmissions retries integer", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- retransmissions: {mid: 1, retries: 2.5}"), 7, "vectors[0].steps[0].retransmissions.retries", "not of type 'integer'"),
+    ("retransmissions tolerance fraction", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- retransmissions: {mid: 1, tolerance: 2}"), 7, "vectors[0].steps[0].retransmissions.tolerance", "greater than the maximum"),
+    ("dedup without mid", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- dedup: {}"), 7, "vectors[0].steps[0].dedup", "'mid' is a required property"),
+    ("distinct_mids min", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- distinct_mids: {min: 1}"), 7, "vectors[0].steps[0].distinct_mids.min", "less than the minimum"),
+    ("distinct_mids type enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- distinct_mids: {type: ACK}"), 7, "vectors[0].steps[0].distinct_mids.type", "is not one of"),
+    ("verdict with a step field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {dedup: {mid: 1}, within: 3}"), 7, "vectors[0].steps[0].within", "not allowed in a 'dedup' step"),
 ]
 
 

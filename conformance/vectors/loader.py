@@ -18,7 +18,8 @@ from conformance.vectors.expand import names_in
 from conformance.vectors.model import Step, Vector, VectorFile
 
 SCHEMA_PATH = Path(__file__).with_name("schema-v1.yaml")
-STEP_KINDS = ("send", "urc", "no_urc", "packet", "inject")
+STEP_KINDS = ("send", "urc", "no_urc", "packet", "inject", "retransmissions", "dedup",
+              "distinct_mids")
 Path_ = tuple[Any, ...]
 
 
@@ -168,6 +169,9 @@ def _build_step(path: Path, spec: dict, at: Path_, lines: dict[Path_, int], inde
         "no_urc": {"no_urc", "within"},
         "packet": {"packet"},
         "inject": {"inject"},
+        "retransmissions": {"retransmissions"},
+        "dedup": {"dedup"},
+        "distinct_mids": {"distinct_mids"},
     }[kind]
     for key in spec:
         if key not in allowed:
@@ -217,7 +221,7 @@ def _check_packet(path: Path, packet: dict, at: Path_, lines: dict[Path_, int]) 
 def _check_variables(path: Path, steps: tuple[Step, ...], cases: list[dict],
                      lines: dict[Path_, int], at: Path_) -> None:
     """A {name} must be a server address, a case key, or captured by an earlier step."""
-    known = {"server.host", "server.port", "module.host"}
+    known = {"server.host", "server.port", "server.dtls_port", "module.host"}
     case_keys = set.intersection(*(set(c) - {"id"} for c in cases)) if cases else set()
     known |= case_keys
     for step in steps:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from coapspec import (
-    OPTIONS, MessageType, OptionFormat, Packet, RFC7252, bc28_code_to_coap, dotted,
+    CONTENT_FORMATS, OPTIONS, MessageType, OptionFormat, Packet, RFC7252, bc28_code_to_coap, dotted,
     is_text_content_format,
 )
 from coapspec.codec import encode_option_value, value_of
@@ -30,6 +30,23 @@ MAX_DATA = 1024          # §2.6 NOTE 1: at most 1024 bytes of data
 MAX_OPTIONS = 12         # §2.5 <opt_count> 1-12
 MAX_OPT_VALUE = 180      # §2.5 <opt_value> 1-180 bytes
 MAX_RESOURCES_LEN = 50   # §2.3 <length> 1-50
+MAX_RSP_DATA = 512       # §3.1 <length> "The max length is 512"
+CME_UPLINK_BUSY = 159    # §4 Table 3 "Uplink busy/flow control"
+
+# Decision (§4, one place for every error code this dialect returns; all are
+# "+CME ERROR: <err>" with AT+CMEE=1/2 and plain ERROR with AT+CMEE=0, the default):
+#   50  Incorrect parameters: wrong count, type, range, quoting, length, hex or
+#       option value; odd-length or non-hex data after ">".
+#   3   Operation not allowed: AT+QCOAPSEND without a context (before CREATE or
+#       after DEL), a second CREATE, DEL without context, a port that cannot be
+#       bound, no Ctrl+Z/ESC within 60 s after ">".
+#   30  No network service: AT+QCOAPSEND while detached (AT+CGATT=0, AT+CFUN=0);
+#       a CON refused this way sets AT+QCOAPDATASTATUS to 2 (sending failed).
+#   159 Uplink busy: a CON or NON send while the previous CON still waits for its
+#       ACK/RST (status 1), per §2.6 NOTE 2; ACK and RST (answers to the server)
+#       are never refused for this.
+# An unknown command or a form a command does not have (AT+QCOAPDEL=?,
+# AT+QCOAPDATASTATUS=1) is plain ERROR whatever AT+CMEE says (§1.2).
 
 
 class DataState:
@@ -86,14 +103,26 @@ class Bc28Dialect(Dialect):
     def __init__(self, modem) -> None:
         super().__init__(modem)
         self.rng = random.Random()
+        # Decision (§2.4 "generate message ID randomly", RFC 7252 §4.4): the random
+        # message IDs start at a random point of 45000-49999 drawn once per process
+        # and every draw moves 64 further, so a message ID is not reused towards the
+        # same server within EXCHANGE_LIFETIME, not even across AT+NRB (a server
+        # would take the new message for a duplicate, §4.5). The suite's fixed IDs
+        # (AT+QCOAPHEAD=3/4/5) stay below 45000.
+        self._mid_seq = self.rng.randrange(45000, 50000)
         self.state = Bc28State()
         self.reset()
+
+    def random_mid(self) -> int:
+        mid = self._mid_seq
+        self._mid_seq = (self._mid_seq + 64) & 0xFFFF
+        return mid
 
     def reset(self) -> None:
         if self.state.endpoint is not None:
             self.state.endpoint.close()
         self.state = Bc28State()
-        self.state.head.next_mid = self.rng.randrange(0x10000)
+        self.state.head.next_mid = self.random_mid()
 
     def register(self) -> None:
         e = self.engine
@@ -133,6 +162,15 @@ class Bc28Dialect(Dialect):
             raise CmeError(CME_NOT_ALLOWED, "no context")
         self.state.endpoint.close()
         self.state.endpoint = None
+        # Decision (§2.2): the head, options and resources belong to the context
+        # and return to their power-on defaults; the §2.8 switches stay (they
+        # reset only at power-up, §2.8 NOTE 2). A CON still waiting is abandoned
+        # and AT+QCOAPDATASTATUS says 2 (sending failed).
+        if self.state.data_status == DataState.WAITING:
+            self.state.data_status = DataState.SEND_FAILED
+        self.state.head = Head(next_mid=self.random_mid())
+        self.state.options = []
+        self.state.resources = []
 
     # -- §2.3 resources ----------------------------------------------------------------
     async def addres_test(self, cmd: Command) -> str:
@@ -158,10 +196,10 @@ class Bc28Dialect(Dialect):
         head = Head(mode=mode, next_mid=self.state.head.next_mid)
         if mode == 1:
             cmd.count(1, 1)
-            head.next_mid = self.rng.randrange(0x10000)
+            head.next_mid = self.random_mid()
         elif mode == 2:
             cmd.count(3, 3)
-            head.next_mid = self.rng.randrange(0x10000)
+            head.next_mid = self.random_mid()
             head.token = self._token(cmd, 1)
         elif mode in (3, 4):
             cmd.count(2, 2)
@@ -192,7 +230,11 @@ class Bc28Dialect(Dialect):
             spec = OPTIONS.get(number)
             if spec is None or not spec.in_bc28:
                 raise CmeError(CME_BAD_PARAM, f"option {number} not in §2.5")
-            text = cmd.string(2 + 2 * k, quoted=None, max_len=MAX_OPT_VALUE)
+            # Decision (§2.5): <opt_value> is 1-180 characters as typed, except
+            # If-None-Match (5), an empty option, which takes only "".
+            empty = spec.format is OptionFormat.EMPTY
+            text = cmd.string(2 + 2 * k, quoted=None, min_len=0 if empty else 1,
+                              max_len=0 if empty else MAX_OPT_VALUE)
             options.append((number, self._option_bytes(spec.format, number, text)))
         self.state.options = options
 
@@ -205,6 +247,12 @@ class Bc28Dialect(Dialect):
         if fmt is OptionFormat.UINT:
             if not re.fullmatch(r"[0-9]+", text):
                 raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not a number")
+            # Decision (§2.5): Content-Format (12) and Accept (17) take only the
+            # six values of the note's table.
+            if number in (12, 17) and int(text) not in CONTENT_FORMATS:
+                raise CmeError(CME_BAD_PARAM, f"option {number}: {text} not in §2.5 table")
+            if int(text) >= 1 << (8 * spec.max_length):
+                raise CmeError(CME_BAD_PARAM, f"option {number}: {text} too large")
             raw = encode_option_value(number, int(text))
         elif fmt is OptionFormat.OPAQUE:
             if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
@@ -237,8 +285,16 @@ class Bc28Dialect(Dialect):
         if endpoint is None:
             raise CmeError(CME_NOT_ALLOWED, "no context (AT+QCOAPCREATE first)")
         if not self.modem.attached:
+            if mtype == MessageType.CON:
+                self.state.data_status = DataState.SEND_FAILED  # §2.7 status 2, see §4 above
             raise CmeError(CME_NO_NETWORK, "not attached")
+        if mtype in (MessageType.CON, MessageType.NON) \
+                and self.state.data_status == DataState.WAITING:
+            raise CmeError(CME_UPLINK_BUSY, "previous CON still waiting (§2.6 NOTE 2)")
         # §2.6: the data is a hex string; beyond 1024 bytes it "will be omitted".
+        # Decision (§2.6 example vs NOTE 1): over 1024 bytes the first 1024 are
+        # sent and the rest dropped, OK (the example's "will be omitted"); the
+        # hex check applies to what is kept.
         entry = await self.engine.read_data(max_bytes=2 * MAX_DATA)
         if entry.status is DataStatus.CANCEL:
             return  # Decision (§2.6): ESC cancels; OK is printed and nothing is sent.
@@ -264,6 +320,10 @@ class Bc28Dialect(Dialect):
             raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
 
     def _outcome(self, delivery: Delivery) -> None:
+        # §2.7: ACK -> 4, RST -> 5, no ACK/RST after MAX_RETRANSMIT (RFC 7252 §4.2,
+        # scaled time) -> 3. Decision: an ICMP port-unreachable is ignored (UDP
+        # gives no delivery guarantee either way), so a CON to a port where
+        # nothing listens ends in 3 (timeout), not 2; 2 is a send refused locally.
         self.state.data_status = {
             Outcome.ACKED: DataState.SUCCESS, Outcome.RESET: DataState.RESET,
             Outcome.TIMEOUT: DataState.TIMEOUT,
@@ -312,7 +372,9 @@ class Bc28Dialect(Dialect):
         if self.state.show_rspopt:
             # Decision (§2.8): with Showrspopt=1 the count is printed even when 0.
             text += f",{len(packet.options)}" + _options_text(packet)
-        text += _data_text(packet)
+        # Decision (§3.1 "<length> ... max length is 512"): longer data is cut
+        # to its first 512 bytes and <length> says 512.
+        text += _data_text(packet, MAX_RSP_DATA)
         self.engine.urc(text)
 
     def _req_urc(self, packet: Packet, remote: tuple[str, int]) -> None:
@@ -323,7 +385,7 @@ class Bc28Dialect(Dialect):
                 f"{packet.mid},{mode:02X}")
         if packet.token:
             text += f",{len(packet.token)},{packet.token.hex().upper()}"
-        text += _options_text(packet) + _data_text(packet)
+        text += _options_text(packet) + _data_text(packet, MAX_DATA)  # §3.2: max 1024
         self.engine.urc(text)
 
 
@@ -340,12 +402,13 @@ def _options_text(packet: Packet) -> str:
     return "".join(f',{n},"{_option_value_text(n, raw)}"' for n, raw in packet.options)
 
 
-def _data_text(packet: Packet) -> str:
+def _data_text(packet: Packet, limit: int) -> str:
     # §3.1 <data>: text for Content-Format 0/41/50, hex otherwise (README erratum 8).
-    if not packet.payload:
+    payload = packet.payload[:limit]
+    if not payload:
         return ""
     if is_text_content_format(packet.content_format):
-        data = packet.payload.decode("latin-1")
+        data = payload.decode("latin-1")
     else:
-        data = packet.payload.hex().upper()
-    return f",{len(packet.payload)},{data}"
+        data = payload.hex().upper()
+    return f",{len(payload)},{data}"

@@ -21,6 +21,8 @@ from coapspec.codec import encode_option_value, value_of
 from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataStatus
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
 from emulator.dialects import Dialect
+from emulator.dtls import DtlsClient, DtlsError, parse_psk_file
+from emulator.ufs import Ufs
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ MAX_SERVER = 255          # §3.3.2 <CoAP_server> maximum size
 
 # §4 Table 5 <result> codes.
 OK, NETWORK_FAILURE, NOT_ALLOWED, DNS_ERROR = 0, -4, -3, -5
+DATA_CALL_ACTIVATING = -6
+DTLS_HANDSHAKE_SECONDS = 20.0  # module seconds before a silent server counts as -9
+SSL_CONTEXTS = range(6)        # AT+QSSLCFG <SSL_ctxID> 0-5
 SOCKET_FAILURE, DTLS_FAILURE, ID_OCCUPIED, SEND_FAILURE = -7, -9, -10, -11
 
 # §3.3.2 <status>
@@ -77,6 +82,13 @@ class Session:
     status: int = OPENING
     remote: tuple[str, int] | None = None
     endpoint: CoapEndpoint | None = None
+    dtls: DtlsClient | None = None
+
+    def close(self) -> None:
+        if self.endpoint:
+            self.endpoint.close()   # closes the DTLS session too (it is its transport)
+        elif self.dtls:
+            self.dtls.close()
 
 
 @dataclass
@@ -92,13 +104,19 @@ class Bg95Dialect(Dialect):
         super().__init__(modem)
         self.rng = random.Random()
         self.clients: dict[int, Client] = {}
+        self.ufs = Ufs(modem.engine)   # flash: survives reboots (emulator/ufs.py)
+        self.ssl: dict[int, dict[str, int]] = {}
         self.reset()
 
     def reset(self) -> None:
         for client in self.clients.values():
-            if client.session and client.session.endpoint:
-                client.session.endpoint.close()
+            if client.session:
+                client.session.close()
         self.clients = {i: Client(Header(self.rng.randrange(0x10000))) for i in CLIENTS}
+        # AT+QSSLCFG settings are not saved either. Decision (§5.2): "dtls" is
+        # recorded but not required (AT+QCOAPCFG="dtls" is what enables DTLS);
+        # "dtlsversion" 0 = DTLS 1.0, 1 = DTLS 1.2 (default), 2 = either.
+        self.ssl = {i: {"dtls": 0, "dtlsversion": 1} for i in SSL_CONTEXTS}
 
     def register(self) -> None:
         e = self.engine
@@ -108,6 +126,23 @@ class Bg95Dialect(Dialect):
         e.register("+QCOAPHEADER", write=self.header, test=self.header_test)
         e.register("+QCOAPOPTION", write=self.option, test=self.option_test)
         e.register("+QCOAPSEND", write=self.send, test=self.send_test)
+        e.register("+QSSLCFG", write=self.sslcfg, test=self.sslcfg_test)
+        self.ufs.register()
+
+    # -- AT+QSSLCFG (SSL application note), the part §5.2 uses ---------------------------
+    async def sslcfg_test(self, cmd: Command) -> list[str]:
+        return ['+QSSLCFG: "dtls",(0-5),(0,1)', '+QSSLCFG: "dtlsversion",(0-5),(0-2)']
+
+    async def sslcfg(self, cmd: Command) -> str | None:
+        name = cmd.string(0, quoted=True).lower()
+        ranges = {"dtls": (0, 1), "dtlsversion": (0, 2)}
+        if name not in ranges:
+            raise CmeError(CME_BAD_PARAM, f"QSSLCFG {name!r} not emulated")
+        ctx = cmd.int(1, 0, 5)
+        if cmd.count(2, 3) == 2:
+            return f'+QSSLCFG: "{name}",{ctx},{self.ssl[ctx][name]}'
+        self.ssl[ctx][name] = cmd.int(2, *ranges[name])
+        return None
 
     # -- §3.3.1 ------------------------------------------------------------------------
     async def cfg_test(self, cmd: Command) -> list[str]:
@@ -161,19 +196,18 @@ class Bg95Dialect(Dialect):
     async def _connect(self, cid: int, client: Client, session: Session) -> None:
         result = await self._connect_result(cid, client, session)
         if result != OK:
-            if session.endpoint:
-                session.endpoint.close()
+            session.close()
             if client.session is session:
                 client.session = None
         self.engine.urc(f"+QCOAPOPEN: {cid},{result}")
 
     async def _connect_result(self, cid: int, client: Client, session: Session) -> int:
-        if client.settings.dtls_enable:
-            # Not emulated yet: DTLS-PSK sessions (§3.3.1 NOTE, §5.2).
-            log.warning("client %d: DTLS requested, not implemented", cid)
-            return DTLS_FAILURE
+        # Decision (§4): detached while an attach is under way (CFUN=1 after
+        # CFUN=0, CGATT=1 pending) -> -6 "Data call activating"; detached
+        # (CGATT=0, CFUN=0/4) -> -4 "Network failure". Every <PDP_cid> 1-16 is
+        # taken as an active context of the emulated network.
         if not self.modem.attached:
-            return NETWORK_FAILURE
+            return DATA_CALL_ACTIVATING if self.modem._attaching is not None else NETWORK_FAILURE
         session.status = CONNECTING
         loop = asyncio.get_running_loop()
         try:
@@ -183,12 +217,51 @@ class Bg95Dialect(Dialect):
             log.info("client %d: cannot resolve %s: %s", cid, session.server, exc)
             return DNS_ERROR
         session.remote = infos[0][4][:2]
+        on_packet = lambda inc: self._incoming(cid, session, inc)  # noqa: E731
+        if client.settings.dtls_enable:
+            return await self._connect_dtls(cid, client, session, on_packet)
         try:
-            session.endpoint = await CoapEndpoint.open(
-                self.clock, self.address, 0, lambda inc: self._incoming(cid, session, inc))
+            session.endpoint = await CoapEndpoint.open(self.clock, self.address, 0, on_packet)
         except OSError as exc:
             log.info("client %d: socket failed: %s", cid, exc)
             return SOCKET_FAILURE
+        session.status = CONNECTED
+        return OK
+
+    async def _connect_dtls(self, cid: int, client: Client, session: Session,
+                            on_packet) -> int:
+        """§3.3.1 NOTE, §5.2: DTLS 1.2 PSK with <DTLS_contextID>_server.psk from UFS.
+
+        Decision: a missing or malformed PSK file, a handshake alert (wrong key),
+        an unreachable or silent server (DTLS_HANDSHAKE_SECONDS) all give -9;
+        +QCOAPOPEN: <id>,0 comes only once the handshake is over, and every CoAP
+        message of the session then goes through it.
+        """
+        ctx = client.settings.dtls_context
+        content = self.ufs.read(f"{ctx}_server.psk")
+        try:
+            if content is None:
+                raise ValueError(f"no {ctx}_server.psk in UFS")
+            identity, key = parse_psk_file(content)
+        except ValueError as exc:
+            log.info("client %d: %s", cid, exc)
+            return DTLS_FAILURE
+        timeout = max(self.clock.to_real(DTLS_HANDSHAKE_SECONDS), 1.0)
+        try:
+            dtls = await DtlsClient.connect(self.address, session.remote, identity, key,
+                                            timeout, self.ssl[ctx]["dtlsversion"])
+        except OSError as exc:
+            log.info("client %d: socket failed: %s", cid, exc)
+            return SOCKET_FAILURE
+        except DtlsError as exc:
+            log.info("client %d: DTLS handshake with %s:%d failed: %s", cid,
+                     *session.remote, exc)
+            return DTLS_FAILURE
+        session.dtls = dtls
+        endpoint = CoapEndpoint(self.clock, on_packet)
+        endpoint.connection_made(dtls)  # type: ignore[arg-type]
+        dtls.app = endpoint
+        session.endpoint = endpoint
         session.status = CONNECTED
         return OK
 
@@ -204,8 +277,7 @@ class Bg95Dialect(Dialect):
             # Decision (§3.3.3): closing an idle client answers OK, then result -3.
             self.engine.urc(f"+QCOAPCLOSE: {cid},{NOT_ALLOWED}")
             return
-        if session.endpoint:
-            session.endpoint.close()
+        session.close()
         self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")  # queued: lands after OK
 
     # -- §3.3.4 ------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""Verdict steps: judgements over a vector's whole capture rather than one datagram.
+
+Each verdict reads the datagrams captured since the vector started (the
+runner passes them), converts real seconds to module seconds with the
+harness's time scale, and returns ``None`` or the failure text. The failure
+text shows what was measured against what RFC 7252 allows; the runner adds
+the interleaved AT/datagram timeline.
+
+* ``retransmissions`` — §4.2: a CON sent 1 + MAX_RETRANSMIT times, gap k inside
+  [ACK_TIMEOUT·2^k, ACK_TIMEOUT·ACK_RANDOM_FACTOR·2^k] widened by ``tolerance``.
+* ``dedup`` — §4.5: every copy of a duplicated CON from the network gets the
+  same ACK/RST, byte for byte (that the TE hears it once is a ``no_urc`` step).
+* ``distinct_mids`` — §4.4: consecutive new CONs (not retransmissions) carry
+  different message ids.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+ACK_RANDOM_FACTOR = 1.5        # RFC 7252 §4.8
+JITTER_REAL = 0.004            # real seconds of scheduling slack added to every window edge
+
+MTYPES = {"CON": 0, "NON": 1, "ACK": 2, "RST": 3}
+
+
+def _mid(spec: Mapping[str, Any]) -> int:
+    return int(spec["mid"])
+
+
+def _of(datagrams: Sequence[Any], direction: str, mtypes: tuple[int, ...],
+        mid: int | None = None) -> list[Any]:
+    out = []
+    for d in datagrams:
+        if d.direction != direction:
+            continue
+        p = d.packet()
+        if p is None or int(p.mtype) not in mtypes or (mid is not None and p.mid != mid):
+            continue
+        out.append(d)
+    return out
+
+
+class Retransmissions:
+    @staticmethod
+    def params(spec: Mapping[str, Any]) -> tuple[float, int, float, str]:
+        return (float(spec.get("timeout", 2)), int(spec.get("retries", 4)),
+                float(spec.get("tolerance", 0.25)), spec.get("dir", "uplink"))
+
+    def describe(self, spec: Mapping[str, Any]) -> str:
+        timeout, retries, tol, _ = self.params(spec)
+        return (f"CON mid {spec['mid']} sent {1 + retries} times (RFC 7252 §4.2, ACK_TIMEOUT "
+                f"{timeout:g} s, MAX_RETRANSMIT {retries}), gaps inside the windows ±{tol:.0%}")
+
+    def within(self, spec: Mapping[str, Any]) -> float:
+        timeout, retries, _, _ = self.params(spec)
+        return spec.get("within", timeout * ACK_RANDOM_FACTOR * (2 ** retries - 1) * 1.3 + timeout)
+
+    def settle(self, spec: Mapping[str, Any]) -> float:
+        return self.params(spec)[0]
+
+    def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
+        timeout, retries, _, direction = self.params(spec)
+        return len(_of(datagrams, direction, (0,), _mid(spec))) >= 1 + retries
+
+    def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
+        timeout, retries, tol, direction = self.params(spec)
+        sent = _of(datagrams, direction, (0,), _mid(spec))
+        eps = JITTER_REAL / scale
+        rows, bad = [], len(sent) != 1 + retries
+        for k in range(max(len(sent) - 1, retries)):
+            lo, hi = timeout * 2 ** k, timeout * ACK_RANDOM_FACTOR * 2 ** k
+            low, high = lo * (1 - tol) - eps, hi * (1 + tol) + eps
+            if k + 1 < len(sent):
+                gap = (sent[k + 1].mono - sent[k].mono) / scale
+                ok = low <= gap <= high
+                bad |= not ok
+                rows.append(f"gap {k + 1} (#{sent[k].seq}->#{sent[k + 1].seq}): {gap:7.3f} s, "
+                            f"window [{lo:g}, {hi:g}] s, accepted [{low:.3f}, {high:.3f}] "
+                            f"{'ok' if ok else 'OUTSIDE'}")
+            else:
+                rows.append(f"gap {k + 1}: missing, window [{lo:g}, {hi:g}] s")
+        if not bad:
+            return None
+        head = f"{len(sent)} transmission(s) of mid {spec['mid']} (expected {1 + retries})"
+        return head + "\n      " + "\n      ".join(rows)
+
+
+class Dedup:
+    def describe(self, spec: Mapping[str, Any]) -> str:
+        return (f"each copy of the network's CON mid {spec['mid']} answered with the same "
+                f"ACK/RST (RFC 7252 §4.5)")
+
+    def within(self, spec: Mapping[str, Any]) -> float:
+        return spec.get("within", 5)
+
+    def settle(self, spec: Mapping[str, Any]) -> float:
+        return 0.5
+
+    def _sets(self, spec, datagrams):
+        copies = _of(datagrams, "downlink", (0,), _mid(spec))
+        replies = _of(datagrams, "uplink", (2, 3), _mid(spec))
+        return copies, replies
+
+    def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
+        copies, replies = self._sets(spec, datagrams)
+        return len(copies) >= 2 and len(replies) >= len(copies)
+
+    def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
+        copies, replies = self._sets(spec, datagrams)
+        problems = []
+        if len(copies) < 2:
+            problems.append(f"only {len(copies)} copy of CON mid {spec['mid']} reached the module")
+        if len(replies) != len(copies):
+            problems.append(f"{len(copies)} copies but {len(replies)} ACK/RST with that mid")
+        if len({r.raw for r in replies}) > 1:
+            problems.append("the replies differ: " + " | ".join(r.raw.hex() for r in replies))
+        if not problems:
+            return None
+        return "; ".join(problems) + "\n      " + "\n      ".join(
+            d.summary() if hasattr(d, "summary") else repr(d) for d in copies + replies)
+
+
+class DistinctMids:
+    def describe(self, spec: Mapping[str, Any]) -> str:
+        return (f"consecutive {spec.get('type', 'CON')}s ({spec.get('dir', 'uplink')}) carry "
+                f"different message ids (RFC 7252 §4.4), at least {spec.get('min', 2)} of them")
+
+    def within(self, spec: Mapping[str, Any]) -> float:
+        return spec.get("within", 5)
+
+    def settle(self, spec: Mapping[str, Any]) -> float:
+        return 0.0
+
+    def _exchanges(self, spec, datagrams) -> list[Any]:
+        seen: set[bytes] = set()
+        out = []
+        for d in _of(datagrams, spec.get("dir", "uplink"), (MTYPES[spec.get("type", "CON")],)):
+            if d.raw not in seen:          # identical bytes = a retransmission, not a new message
+                seen.add(d.raw)
+                out.append(d)
+        return out
+
+    def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
+        return len(self._exchanges(spec, datagrams)) >= int(spec.get("min", 2))
+
+    def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
+        messages = self._exchanges(spec, datagrams)
+        mids = [d.packet().mid for d in messages]
+        problems = []
+        if len(messages) < int(spec.get("min", 2)):
+            problems.append(f"only {len(messages)} message(s)")
+        repeats = [f"#{a.seq} and #{b.seq} both mid {ma}"
+                   for (a, ma), (b, mb) in zip(zip(messages, mids), zip(messages[1:], mids[1:]))
+                   if ma == mb]
+        problems += repeats
+        return None if not problems else "; ".join(problems) + f" (mids in order: {mids})"
+
+
+VERDICTS = {"retransmissions": Retransmissions(), "dedup": Dedup(), "distinct_mids": DistinctMids()}
