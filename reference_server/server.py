@@ -49,6 +49,32 @@ class ReferenceServer:
             self._behaviour = behaviour
             # The simulated network restarts with the behaviour (nth counted from here).
             self.capture.arm(behaviour.faults, self.time_scale)
+        self._forget_exchanges()
+
+    def _forget_exchanges(self) -> None:
+        """Start every vector with an empty RFC 7252 §4.5 duplicate cache.
+
+        aiocoap remembers (peer, message id) -> reply for EXCHANGE_LIFETIME (247 s); a
+        module rebooted for the next vector that reuses a message id would otherwise get
+        the previous vector's cached reply. The dict is replaced, not cleared: aiocoap's
+        pending expiry timers hold the old one. Private attribute, pinned aiocoap."""
+        ctx, loop = self._ctx, self._loop
+        if ctx is None or loop is None:
+            return
+
+        def forget() -> None:
+            for token_manager in ctx.request_interfaces:
+                message_manager = getattr(token_manager, "token_interface", None)
+                if hasattr(message_manager, "_recent_messages"):
+                    message_manager._recent_messages = {}
+
+        if threading.current_thread() is self._thread:
+            forget()
+            return
+        done = threading.Event()
+        loop.call_soon_threadsafe(lambda: (forget(), done.set()))
+        if not done.wait(5):
+            raise RuntimeError("reference server loop did not take the new behaviour within 5 s")
 
     @property
     def behaviour(self) -> Behaviour:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from coapspec import Packet, encode
+from coapspec import Packet, decode, encode
 from reference_server import (
     DOWNLINK, UPLINK, Behaviour, Datagram, ReferenceServer, self_test, write_pcap,
 )
@@ -256,3 +256,17 @@ def test_start_reports_bind_failure() -> None:
 
 def test_wait_for_deadline(server: ReferenceServer) -> None:
     assert server.capture.wait_for(server.capture.mark() + 5, 0.05) is None
+
+
+def test_configure_forgets_earlier_exchanges():
+    """A new vector is a new network: a reused message id must not get the old cached reply
+    (RFC 7252 §4.5 deduplication belongs to one exchange, not across vectors)."""
+    request = bytes([0x40, 0x01, 0x12, 0x34, 0xB5]) + b"hello"     # CON GET /hello mid 0x1234
+    with ReferenceServer() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        answers = []
+        for payload in ("one", "two"):
+            server.configure(Behaviour.from_dict({"resources": {"/hello": {"code": "2.05", "payload": payload}}}))
+            sock.sendto(request, server.address)
+            answers.append(decode(sock.recv(2048)).payload)
+        assert answers == [b"one", b"two"]
