@@ -21,19 +21,9 @@ from reference_server import (
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 10.0
 
-COAP_CLIENT = shutil.which("coap-client-notls")
-TSHARK = shutil.which("tshark")
-# CI installs both; the skips only spare a developer machine without them.
-_NO_LIBCOAP = pytest.mark.skipif(COAP_CLIENT is None, reason="libcoap3-bin not installed")
-_NO_TSHARK = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
-
-
-def needs_libcoap(test):
-    return pytest.mark.interop(_NO_LIBCOAP(test))
-
-
-def needs_libcoap_and_tshark(test):
-    return pytest.mark.interop(_NO_LIBCOAP(_NO_TSHARK(test)))
+# Installed by tools/bootstrap; a missing tool fails these tests, it never skips them.
+COAP_CLIENT = shutil.which("coap-client-notls") or "coap-client-notls"
+TSHARK = shutil.which("tshark") or "tshark"
 
 
 @pytest.fixture
@@ -101,7 +91,7 @@ def get_exchange(srv: ReferenceServer) -> tuple[Packet, Packet, subprocess.Compl
 
 
 # (1) ------------------------------------------------------------------------------------
-@needs_libcoap
+@pytest.mark.interop
 def test_libcoap_get_is_answered_and_captured(server: ReferenceServer) -> None:
     req, resp, result = get_exchange(server)
     assert result.returncode == 0, result.stderr
@@ -116,7 +106,7 @@ def test_libcoap_get_is_answered_and_captured(server: ReferenceServer) -> None:
 
 
 # (2) ------------------------------------------------------------------------------------
-@needs_libcoap_and_tshark
+@pytest.mark.interop
 def test_pcap_decodes_in_tshark(server: ReferenceServer, tmp_path: Path) -> None:
     req, resp, _ = get_exchange(server)
     pcap = tmp_path / "get.pcap"
@@ -221,7 +211,7 @@ def test_malformed_datagram_is_captured_and_harmless(server: ReferenceServer,
 
 
 # (6) ------------------------------------------------------------------------------------
-@needs_libcoap_and_tshark
+@pytest.mark.interop
 def test_cli_writes_pcap_on_sigterm(tmp_path: Path) -> None:
     pcap = tmp_path / "cli.pcap"
     proc = subprocess.Popen([sys.executable, "-m", "reference_server", "--bind", "127.0.0.1:0",
