@@ -20,9 +20,10 @@ from typing import Any
 
 from mbedtls import tls
 
+from coapspec.dtls import CIPHERS, drain_outgoing
+
 log = logging.getLogger(__name__)
 
-CIPHERS = ("TLS-PSK-WITH-AES-128-CCM-8", "TLS-PSK-WITH-AES-128-CCM")
 VERSIONS = {
     0: (tls.DTLSVersion.DTLSv1_0, tls.DTLSVersion.DTLSv1_0),
     1: (tls.DTLSVersion.DTLSv1_2, tls.DTLSVersion.DTLSv1_2),
@@ -44,13 +45,6 @@ def parse_psk_file(content: bytes) -> tuple[str, bytes]:
         raise ValueError("PSK file is not <identity>&<key>")
     return identity, bytes.fromhex(key)
 
-
-def _drain(buf: Any) -> bytes:
-    n = len(buf.peek_outgoing(1 << 16))
-    data = buf.peek_outgoing(n) if n else b""
-    if n:
-        buf.consume_outgoing(n)
-    return data
 
 
 class DtlsClient(asyncio.DatagramProtocol):
@@ -120,7 +114,7 @@ class DtlsClient(asyncio.DatagramProtocol):
         log.info("DTLS session with %s:%d established (%s)", *self.remote, buf.cipher())
 
     def _flush(self) -> None:
-        data = _drain(self._buf)
+        data = drain_outgoing(self._buf)
         if data and self.transport is not None:
             self.transport.sendto(data, self.remote)
 
@@ -145,7 +139,7 @@ class DtlsClient(asyncio.DatagramProtocol):
                 self._buf.shutdown()
             except Exception:
                 pass
-            data = _drain(self._buf)
+            data = drain_outgoing(self._buf)
             if data:
                 transport.sendto(data, self.remote)
         transport.close()

@@ -29,9 +29,10 @@ from typing import Any
 
 from mbedtls import tls
 
+from coapspec.dtls import CIPHERS, drain_outgoing
+
 log = logging.getLogger(__name__)
 
-CIPHERS = ("TLS-PSK-WITH-AES-128-CCM-8", "TLS-PSK-WITH-AES-128-CCM")
 DEFAULT_IDENTITY = "864508030012428"
 DEFAULT_KEY = b"12344FG89"
 Address = tuple[str, int]
@@ -67,13 +68,6 @@ class Record:
     def wall(self) -> float:
         return self.time
 
-
-def _drain(buf: Any) -> bytes:
-    n = len(buf.peek_outgoing(1 << 16))
-    data = buf.peek_outgoing(n) if n else b""
-    if n:
-        buf.consume_outgoing(n)
-    return data
 
 
 class _Relay(asyncio.DatagramProtocol):
@@ -173,15 +167,15 @@ class DtlsFront(asyncio.DatagramProtocol):
             except (tls.WantReadError, tls.WantWriteError):
                 pass
             except tls.HelloVerifyRequest:
-                self._send(peer, _drain(buf))
+                self._send(peer, drain_outgoing(buf))
                 peer.buf = self._new_buffer(peer.addr)  # the cookie ClientHello comes next
                 return
             except Exception as exc:  # wrong PSK, bad MAC, alert
-                self._send(peer, _drain(buf))
+                self._send(peer, drain_outgoing(buf))
                 log.info("DTLS %s:%d: handshake failed: %r", *peer.addr, exc)
                 self._drop(peer)
                 return
-            self._send(peer, _drain(buf))
+            self._send(peer, drain_outgoing(buf))
             if buf._handshake_state is before:
                 return
         peer.established = True
@@ -221,7 +215,7 @@ class DtlsFront(asyncio.DatagramProtocol):
                 peer.pending.append(plain)
             else:
                 peer.relay.transport.sendto(plain)
-        self._send(peer, _drain(peer.buf))
+        self._send(peer, drain_outgoing(peer.buf))
 
     def to_peer(self, peer: _Peer, data: bytes) -> None:
         if self.peers.get(peer.addr) is not peer:
@@ -231,7 +225,7 @@ class DtlsFront(asyncio.DatagramProtocol):
         except Exception as exc:
             log.info("DTLS %s:%d: write failed: %r", *peer.addr, exc)
             return
-        self._send(peer, _drain(peer.buf))
+        self._send(peer, drain_outgoing(peer.buf))
 
     def _drop(self, peer: _Peer) -> None:
         if self.peers.get(peer.addr) is peer:

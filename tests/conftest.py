@@ -128,10 +128,12 @@ class LiveCapture:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=10)
 
-    def fields(self, *fields: str) -> list[list[str]]:
-        """CoAP fields of every captured datagram but the sentinel, one row each."""
+    def fields(self, *fields: str, host: str | None = None) -> list[list[str]]:
+        """CoAP fields of every captured datagram but the sentinel, one row each; with
+        ``host`` only those to or from that address (other workers' modules share ports)."""
+        shown = f"udp.dstport != {self.sentinel_port}" + (f" && ip.addr == {host}" if host else "")
         args = ["tshark", "-r", str(self.path), "-d", f"udp.port=={self.port},coap",
-                "-Y", f"udp.dstport != {self.sentinel_port}", "-T", "fields"]
+                "-Y", shown, "-T", "fields"]
         for field in fields:
             args += ["-e", field]
         out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout

@@ -13,17 +13,7 @@ CON, NON, ACK, RST = "0", "1", "2", "3"
 
 
 def _fields(capture, *names, host: str | None = None):
-    """CoAP fields of the captured datagrams, one row each; with ``host`` only those to or
-    from that address (parallel workers' modules share local port 56830 on other addresses)."""
-    fields = ("coap.type", "coap.code", "coap.mid", "coap.token", *names)
-    if host is None:
-        return capture.fields(*fields)
-    args = ["tshark", "-r", str(capture.path), "-d", f"udp.port=={capture.port},coap",
-            "-Y", f"ip.addr == {host} && udp.dstport != {capture.sentinel_port}", "-T", "fields"]
-    for field in fields:
-        args += ["-e", field]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line.strip()]
+    return capture.fields("coap.type", "coap.code", "coap.mid", "coap.token", *names, host=host)
 
 
 @pytest.mark.parametrize("method, code, path, answer", [

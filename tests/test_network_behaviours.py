@@ -19,12 +19,9 @@ def server():
 
 
 @pytest.fixture
-def peer():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(1.0)
-    yield sock
-    sock.close()
+def peer(udp_peer):
+    udp_peer.settimeout(1.0)
+    return udp_peer
 
 
 def get(path: str, mid: int, token: bytes = b"\x01", extra=()) -> bytes:
