@@ -21,6 +21,11 @@ class TransmissionParameters:
         return (self.ack_timeout * 2 ** k, self.ack_timeout * self.ack_random_factor * 2 ** k)
 
     @property
+    def max_transmit_span(self) -> float:
+        """§4.8.2 MAX_TRANSMIT_SPAN: first to last transmission of a CON."""
+        return self.ack_timeout * (2 ** self.max_retransmit - 1) * self.ack_random_factor
+
+    @property
     def max_transmit_wait(self) -> float:
         """§4.8.2 MAX_TRANSMIT_WAIT."""
         return self.ack_timeout * (2 ** (self.max_retransmit + 1) - 1) * self.ack_random_factor
@@ -28,8 +33,7 @@ class TransmissionParameters:
     @property
     def exchange_lifetime(self) -> float:
         """§4.8.2 EXCHANGE_LIFETIME (MAX_LATENCY 100 s, PROCESSING_DELAY = ACK_TIMEOUT)."""
-        max_transmit_span = self.ack_timeout * (2 ** self.max_retransmit - 1) * self.ack_random_factor
-        return max_transmit_span + 2 * 100 + self.ack_timeout
+        return self.max_transmit_span + 2 * 100 + self.ack_timeout
 
 
 RFC7252 = TransmissionParameters()

@@ -256,11 +256,14 @@ class Runner:
         judge = verdicts.VERDICTS[step.kind]
         deadline = time.monotonic() + self.clock.deadline(judge.within(spec))
         while True:
-            datagrams = [d for d in self.network.datagrams(self._vector_mark) if self._ours(d)]
-            ready = judge.ready(spec, datagrams)
-            if ready or time.monotonic() >= deadline:
+            everything = self.network.datagrams(self._vector_mark)
+            ready = judge.ready(spec, [d for d in everything if self._ours(d)])
+            remaining = deadline - time.monotonic()
+            if ready or remaining <= 0:
                 break
-            time.sleep(0.005)
+            # Nothing new can change the answer until the next datagram is captured.
+            self.network.wait_for(everything[-1].seq + 1 if everything else self._vector_mark,
+                                  remaining)
         if ready:   # let anything that should *not* come show up (e.g. a 6th transmission)
             time.sleep(self.clock.quiet_period(judge.settle(spec)))
         problem = judge.judge(spec, [d for d in self.network.datagrams(self._vector_mark)

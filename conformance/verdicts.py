@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-ACK_RANDOM_FACTOR = 1.5        # RFC 7252 §4.8
-JITTER_REAL = 0.004            # real seconds of scheduling slack added to every window edge
+from coapspec import MessageType, TransmissionParameters
 
-MTYPES = {"CON": 0, "NON": 1, "ACK": 2, "RST": 3}
+JITTER_REAL = 0.004            # real seconds of scheduling slack added to every window edge
+CON, ACK, RST = MessageType.CON, MessageType.ACK, MessageType.RST
 
 
 def _mid(spec: Mapping[str, Any]) -> int:
@@ -40,7 +40,18 @@ def _of(datagrams: Sequence[Any], direction: str, mtypes: tuple[int, ...],
     return out
 
 
-class Retransmissions:
+class Verdict:
+    """Defaults shared by the verdicts: how long to wait for readiness, how long to stay
+    quiet afterwards (module seconds)."""
+
+    def within(self, spec: Mapping[str, Any]) -> float:
+        return spec.get("within", 5)
+
+    def settle(self, spec: Mapping[str, Any]) -> float:
+        return 0.0
+
+
+class Retransmissions(Verdict):
     @staticmethod
     def params(spec: Mapping[str, Any]) -> tuple[float, int, float, str]:
         return (float(spec.get("timeout", 2)), int(spec.get("retries", 4)),
@@ -53,22 +64,24 @@ class Retransmissions:
 
     def within(self, spec: Mapping[str, Any]) -> float:
         timeout, retries, _, _ = self.params(spec)
-        return spec.get("within", timeout * ACK_RANDOM_FACTOR * (2 ** retries - 1) * 1.3 + timeout)
+        rfc = TransmissionParameters(ack_timeout=timeout, max_retransmit=retries)
+        return spec.get("within", rfc.max_transmit_span * 1.3 + timeout)
 
     def settle(self, spec: Mapping[str, Any]) -> float:
         return self.params(spec)[0]
 
     def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
         timeout, retries, _, direction = self.params(spec)
-        return len(_of(datagrams, direction, (0,), _mid(spec))) >= 1 + retries
+        return len(_of(datagrams, direction, (CON,), _mid(spec))) >= 1 + retries
 
     def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
         timeout, retries, tol, direction = self.params(spec)
-        sent = _of(datagrams, direction, (0,), _mid(spec))
+        sent = _of(datagrams, direction, (CON,), _mid(spec))
+        rfc = TransmissionParameters(ack_timeout=timeout, max_retransmit=retries)
         eps = JITTER_REAL / scale
         rows, bad = [], len(sent) != 1 + retries
         for k in range(max(len(sent) - 1, retries)):
-            lo, hi = timeout * 2 ** k, timeout * ACK_RANDOM_FACTOR * 2 ** k
+            lo, hi = rfc.window(k)
             low, high = lo * (1 - tol) - eps, hi * (1 + tol) + eps
             if k + 1 < len(sent):
                 gap = (sent[k + 1].mono - sent[k].mono) / scale
@@ -85,20 +98,17 @@ class Retransmissions:
         return head + "\n      " + "\n      ".join(rows)
 
 
-class Dedup:
+class Dedup(Verdict):
     def describe(self, spec: Mapping[str, Any]) -> str:
         return (f"each copy of the network's CON mid {spec['mid']} answered with the same "
                 f"ACK/RST (RFC 7252 §4.5)")
-
-    def within(self, spec: Mapping[str, Any]) -> float:
-        return spec.get("within", 5)
 
     def settle(self, spec: Mapping[str, Any]) -> float:
         return 0.5
 
     def _sets(self, spec, datagrams):
-        copies = _of(datagrams, "downlink", (0,), _mid(spec))
-        replies = _of(datagrams, "uplink", (2, 3), _mid(spec))
+        copies = _of(datagrams, "downlink", (CON,), _mid(spec))
+        replies = _of(datagrams, "uplink", (ACK, RST), _mid(spec))
         return copies, replies
 
     def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
@@ -120,21 +130,15 @@ class Dedup:
             d.summary() if hasattr(d, "summary") else repr(d) for d in copies + replies)
 
 
-class DistinctMids:
+class DistinctMids(Verdict):
     def describe(self, spec: Mapping[str, Any]) -> str:
         return (f"consecutive {spec.get('type', 'CON')}s ({spec.get('dir', 'uplink')}) carry "
                 f"different message ids (RFC 7252 §4.4), at least {spec.get('min', 2)} of them")
 
-    def within(self, spec: Mapping[str, Any]) -> float:
-        return spec.get("within", 5)
-
-    def settle(self, spec: Mapping[str, Any]) -> float:
-        return 0.0
-
     def _exchanges(self, spec, datagrams) -> list[Any]:
         seen: set[bytes] = set()
         out = []
-        for d in _of(datagrams, spec.get("dir", "uplink"), (MTYPES[spec.get("type", "CON")],)):
+        for d in _of(datagrams, spec.get("dir", "uplink"), (MessageType[spec.get("type", "CON")],)):
             if d.raw not in seen:          # identical bytes = a retransmission, not a new message
                 seen.add(d.raw)
                 out.append(d)
