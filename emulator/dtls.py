@@ -32,7 +32,7 @@ VERSIONS = {
 
 
 class DtlsError(Exception):
-    """The handshake failed (alert, bad key, timeout, unreachable peer)."""
+    """The handshake failed (alert, bad key, no answer in time)."""
 
 
 def parse_psk_file(content: bytes) -> tuple[str, bytes]:
@@ -65,10 +65,16 @@ class DtlsClient(asyncio.DatagramProtocol):
     @classmethod
     async def connect(cls, local: str, remote: tuple[str, int], identity: str, key: bytes,
                       timeout: float, version: int = 1) -> "DtlsClient":
-        """Bind, handshake (``timeout`` real seconds); DtlsError on failure, OSError on bind."""
+        """Bind, handshake (``timeout`` real seconds).
+
+        DtlsError when the handshake fails (alert, bad key, silence); OSError when
+        the socket cannot be made or the peer refuses it. The socket is connected
+        to ``remote`` so that the kernel reports an ICMP port unreachable
+        (ConnectionRefusedError) instead of leaving the handshake to time out."""
         loop = asyncio.get_running_loop()
         client = cls(identity, key, remote, version)
-        await loop.create_datagram_endpoint(lambda: client, local_addr=(local, 0))
+        await loop.create_datagram_endpoint(lambda: client, local_addr=(local, 0),
+                                            remote_addr=remote)
         try:
             await client._handshake(loop.time() + timeout)
         except BaseException:  # DtlsError, or cancelled by a reboot
@@ -107,6 +113,8 @@ class DtlsClient(asyncio.DatagramProtocol):
                 item = await asyncio.wait_for(self._rx.get(), min(remaining, 0.5))
             except asyncio.TimeoutError:
                 continue  # let mbedtls retransmit its flight on the next step
+            if isinstance(item, OSError):
+                raise item  # the socket failed (ICMP port unreachable, ...)
             if isinstance(item, Exception):
                 raise DtlsError(f"network error: {item}") from item
             buf.receive_from_network(item)
@@ -116,7 +124,7 @@ class DtlsClient(asyncio.DatagramProtocol):
     def _flush(self) -> None:
         data = drain_outgoing(self._buf)
         if data and self.transport is not None:
-            self.transport.sendto(data, self.remote)
+            self.transport.sendto(data)  # connected to self.remote
 
     # -- the transport face a CoapEndpoint uses --------------------------------------
     def sendto(self, data: bytes, addr: Any = None) -> None:
@@ -141,7 +149,7 @@ class DtlsClient(asyncio.DatagramProtocol):
                 pass
             data = drain_outgoing(self._buf)
             if data:
-                transport.sendto(data, self.remote)
+                transport.sendto(data)
         transport.close()
 
     # -- asyncio protocol ------------------------------------------------------------

@@ -8,8 +8,10 @@ server (§3.3.2). Results come back as URCs: +QCOAPOPEN/+QCOAPCLOSE,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ from coapspec import (
     OPTIONS, MessageType, OptionFormat, Packet, TransmissionParameters, bg95_code_to_coap,
     dotted,
 )
-from coapspec.codec import encode_option_value, value_of
+from coapspec.codec import encode, encode_option_value, value_of
 from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataStatus
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
 from emulator.dialects import Dialect
@@ -30,13 +32,27 @@ CLIENTS = range(6)        # §3.3.1 <clientID> 0-5
 OPTION_SLOTS = 8          # §3.3.5 <opt_index> 0-7
 MAX_PAYLOAD = 1024        # §3.3.6 <payload_length>
 MAX_SERVER = 255          # §3.3.2 <CoAP_server> maximum size
+# Decision (§4 -8): the module's message buffer holds RFC 7252 §4.6's "good upper
+# bound" of 1152 bytes; a composed message larger than that is -8, not sent.
+MAX_MESSAGE = 1152
 
-# §4 Table 5 <result> codes.
-OK, NETWORK_FAILURE, NOT_ALLOWED, DNS_ERROR = 0, -4, -3, -5
-DATA_CALL_ACTIVATING = -6
+# §4 Table 5 <result> codes, and where the emulator produces each one:
+OK = 0
+INVALID_PARAMETER = -1     # OPEN: <CoAP_server> neither an IPv4 address nor a host name
+IN_PROCESSING = -2         # CLOSE while the client is still opening (DNS, DTLS handshake)
+NOT_ALLOWED = -3           # CLOSE of a client that is not open
+NETWORK_FAILURE = -4       # OPEN while detached (CGATT=0, CFUN=0/4)
+DNS_ERROR = -5             # OPEN: the host name does not resolve
+DATA_CALL_ACTIVATING = -6  # OPEN while an attach is under way
+SOCKET_FAILURE = -7        # OPEN: the socket cannot be made, or the DTLS peer refuses (ICMP)
+OUT_OF_MEMORY = -8         # SEND: the message exceeds MAX_MESSAGE
+DTLS_FAILURE = -9          # OPEN: PSK file missing/malformed, handshake alert or silence
+ID_OCCUPIED = -10          # OPEN of a client id already in use
+SEND_FAILURE = -11         # SEND: retries exhausted, RST, or the socket refused to send
+# Syntax errors (count, type, range of a parameter) are ERROR before OK, not -1.
+
 DTLS_HANDSHAKE_SECONDS = 20.0  # module seconds before a silent server counts as -9
 SSL_CONTEXTS = range(6)        # AT+QSSLCFG <SSL_ctxID> 0-5
-SOCKET_FAILURE, DTLS_FAILURE, ID_OCCUPIED, SEND_FAILURE = -7, -9, -10, -11
 
 # §3.3.2 <status>
 IDLE, OPENING, CONNECTING, CONNECTED, DISCONNECTING = 0, 1, 2, 3, 4
@@ -189,6 +205,9 @@ class Bg95Dialect(Dialect):
         if client.session is not None:
             self.engine.urc(f"+QCOAPOPEN: {cid},{ID_OCCUPIED}")  # queued: lands after OK
             return
+        if not is_server_address(server):
+            self.engine.urc(f"+QCOAPOPEN: {cid},{INVALID_PARAMETER}")
+            return
         session = Session(server, port)
         client.session = session
         self.modem.spawn(self._connect(cid, client, session))
@@ -232,8 +251,9 @@ class Bg95Dialect(Dialect):
                             on_packet) -> int:
         """§3.3.1 NOTE, §5.2: DTLS 1.2 PSK with <DTLS_contextID>_server.psk from UFS.
 
-        Decision: a missing or malformed PSK file, a handshake alert (wrong key),
-        an unreachable or silent server (DTLS_HANDSHAKE_SECONDS) all give -9;
+        Decision: a missing or malformed PSK file, a handshake alert (wrong key)
+        or a silent server (DTLS_HANDSHAKE_SECONDS) give -9; a server whose host
+        refuses the datagrams (ICMP port unreachable) gives -7, the socket failure;
         +QCOAPOPEN: <id>,0 comes only once the handshake is over, and every CoAP
         message of the session then goes through it.
         """
@@ -272,11 +292,17 @@ class Bg95Dialect(Dialect):
         cmd.count(1, 1)
         cid = cmd.int(0, 0, 5)
         client = self.clients[cid]
-        session, client.session = client.session, None
+        session = client.session
         if session is None:
             # Decision (§3.3.3): closing an idle client answers OK, then result -3.
             self.engine.urc(f"+QCOAPCLOSE: {cid},{NOT_ALLOWED}")
             return
+        if session.status in (OPENING, CONNECTING):
+            # Decision (§3.3.3, §4 -2): the open under way is not interrupted; it
+            # ends with its own +QCOAPOPEN and the TE may close afterwards.
+            self.engine.urc(f"+QCOAPCLOSE: {cid},{IN_PROCESSING}")
+            return
+        client.session = None
         session.close()
         self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")  # queued: lands after OK
 
@@ -375,6 +401,10 @@ class Bg95Dialect(Dialect):
         if endpoint is None or remote is None or client.session is not session:
             return
         ack = f"+QCOAPACK: {cid},{packet.mtype},{packet.mid}"
+        if len(encode(packet)) > MAX_MESSAGE:
+            # Decision (§4 -8): nothing is sent; the message ID stays used.
+            self.engine.urc(f"{ack},{OUT_OF_MEMORY}")
+            return
         if packet.mtype != MessageType.CON:
             try:
                 endpoint.send(packet, remote)
@@ -425,6 +455,29 @@ class Bg95Dialect(Dialect):
         text = (f"+QCOAPRECV: {cid},{packet.mid},{dotted(packet.code)},{len(packet.token)},"
                 f"{packet.token.hex().upper()},{len(packet.options)}{opts},{len(packet.payload)}")
         self.engine.urc(text, payload=packet.payload or None)
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_server_address(server: str) -> bool:
+    """§3.3.2 <CoAP_server> "IP address or domain name", checked before any lookup.
+
+    Decision (§4 -1): a dotted-quad IPv4 address or an RFC 1123 host name is
+    valid; anything else (an IPv6 literal, since the emulated PDP context is
+    IPv4, a bad dotted quad such as 1.2.3.256, characters a host name cannot
+    hold) is an invalid parameter. A valid name that does not resolve is -5.
+    """
+    try:
+        ipaddress.IPv4Address(server)
+        return True
+    except ValueError:
+        pass
+    name = server[:-1] if server.endswith(".") else server
+    labels = name.split(".")
+    if len(name) > 253 or labels[-1].isdigit():  # all-numeric TLD: a bad dotted quad
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def _value_text(number: int, raw: bytes) -> str:
