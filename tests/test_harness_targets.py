@@ -52,6 +52,34 @@ def test_failure_report_names_vector_section_step_and_shows_the_timeline(pyteste
     assert (pytester.path / "reports" / "pcap" / "BC28_wrong-msgid.pcap").stat().st_size > 24
 
 
+def test_dtls_vector_pcap_is_encrypted_and_decrypts_with_the_psk(pytester, pytestconfig):
+    """The §5.2 example's pcap holds the DTLS records as on the wire; tshark, given the
+    note's PSK, finds the CoAP of the example inside them (what a Wireshark user sees)."""
+    result = run_vectors(pytester, pytestconfig.rootpath,
+                         "--suites", str(pytestconfig.rootpath / "suites" / "bg95"),
+                         "--model", "BG95-M1", "--reports", str(pytester.path / "reports"),
+                         "-k", "bg95-5.2-example")
+    result.assert_outcomes(passed=1)
+    pcap = pytester.path / "reports" / "pcap" / "BG95-M1_bg95-5.2-example.pcap"
+    base = ["tshark", "-r", str(pcap), "-T", "fields"]
+    hello_port = subprocess.run(base + ["-Y", "dtls.handshake.type == 1", "-c", "1",
+                                        "-e", "udp.dstport"],
+                                capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert hello_port, "no DTLS ClientHello in the pcap"
+    rows = subprocess.run(
+        base + ["-o", "dtls.psk:313233343446473839", "-d", f"dtls.port=={hello_port},coap",
+                "-Y", f"udp.port == {hello_port}", "-e", "dtls.record.content_type",
+                "-e", "coap.type", "-e", "coap.code", "-e", "coap.mid", "-e", "coap.opt.uri_path",
+                "-e", "udp.payload"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    records = [row.split("\t") for row in rows]
+    assert records[0][0] == "22"                                            # handshake first
+    assert ["23", "1", "2", "1234", "19"] in [r[:5] for r in records]       # NON POST /19, mid 1234
+    assert any(r[0] == "23" and r[2] == "132" for r in records)             # 4.04 back, encrypted
+    on_the_wire = "".join(r[5] for r in records)
+    assert b"Hello, CoAP Message!".hex() not in on_the_wire                 # no plaintext there
+
+
 def _wait_for_tcp(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
