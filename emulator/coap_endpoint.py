@@ -126,14 +126,20 @@ class CoapEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.info("UDP error (e.g. ICMP port unreachable): %s", exc)
 
-    def close(self) -> None:
-        """Close the socket; outstanding CONs end CANCELLED without callbacks."""
-        for pending in self._pending.values():
+    def close(self, notify: bool = False) -> None:
+        """Close the socket; outstanding CONs end CANCELLED.
+
+        Their ``on_outcome`` runs only with ``notify`` (the network went away and
+        the dialect reports it), not when the TE closed the session itself."""
+        pending_cons, self._pending = list(self._pending.values()), {}
+        for pending in pending_cons:
             if pending.handle:
                 pending.handle.cancel()
-            if not pending.future.done():
-                pending.future.set_result(Delivery(Outcome.CANCELLED, None, pending.remote))
-        self._pending.clear()
+            delivery = Delivery(Outcome.CANCELLED, None, pending.remote)
+            if notify:
+                self._finish(pending, delivery)
+            elif not pending.future.done():
+                pending.future.set_result(delivery)
         if self.transport is not None:
             self.transport.close()
             self.transport = None

@@ -156,6 +156,7 @@ class Modem:
         self.attached = False
         if was:
             self._cereg_urc(0, immediate=True)
+            self.dialect.network_lost()
 
     async def _cereg_read(self, cmd: Command) -> str:
         text = f"+CEREG: {self.cereg_n},{self.reg_stat}"

@@ -22,3 +22,7 @@ class Dialect:
     def reset(self) -> None:
         """Back to power-on state: close every socket, forget every setting."""
         raise NotImplementedError
+
+    def network_lost(self) -> None:
+        """The module detached (AT+CGATT=0, AT+CFUN=0/4). Default: nothing to do,
+        the dialect checks ``modem.attached`` when it next needs the network."""

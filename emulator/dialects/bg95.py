@@ -100,11 +100,13 @@ class Session:
     endpoint: CoapEndpoint | None = None
     dtls: DtlsClient | None = None
 
-    def close(self) -> None:
+    def close(self, notify: bool = False) -> None:
+        """Release the socket (``notify``: report outstanding CONs as failed)."""
         if self.endpoint:
-            self.endpoint.close()   # closes the DTLS session too (it is its transport)
+            self.endpoint.close(notify)   # closes the DTLS session too (its transport)
         elif self.dtls:
             self.dtls.close()
+        self.endpoint = self.dtls = None
 
 
 @dataclass
@@ -133,6 +135,19 @@ class Bg95Dialect(Dialect):
         # recorded but not required (AT+QCOAPCFG="dtls" is what enables DTLS);
         # "dtlsversion" 0 = DTLS 1.0, 1 = DTLS 1.2 (default), 2 = either.
         self.ssl = {i: {"dtls": 0, "dtlsversion": 1} for i in SSL_CONTEXTS}
+
+    def network_lost(self) -> None:
+        """Decision (§3.3.2 <status> 0 "connection disconnected", §4 -4): on detach
+        every session drops its socket and stays listed with status 0; an
+        outstanding CON ends in +QCOAPACK <result> -4; sending is refused (ERROR)
+        and opening the id gives -10 until the TE closes it (result 0). Nothing
+        reconnects by itself after a new attach. Status 4 (disconnecting) is never
+        seen: closing is immediate in the emulator."""
+        for client in self.clients.values():
+            session = client.session
+            if session is not None and session.status == CONNECTED:
+                session.status = IDLE
+                session.close(notify=True)
 
     def register(self) -> None:
         e = self.engine
@@ -214,6 +229,8 @@ class Bg95Dialect(Dialect):
 
     async def _connect(self, cid: int, client: Client, session: Session) -> None:
         result = await self._connect_result(cid, client, session)
+        if result == OK and not self.modem.attached:
+            result = NETWORK_FAILURE  # detached while the DTLS handshake ran
         if result != OK:
             session.close()
             if client.session is session:
@@ -227,15 +244,15 @@ class Bg95Dialect(Dialect):
         # taken as an active context of the emulated network.
         if not self.modem.attached:
             return DATA_CALL_ACTIVATING if self.modem._attaching is not None else NETWORK_FAILURE
-        session.status = CONNECTING
         loop = asyncio.get_running_loop()
-        try:
+        try:  # <status> 1 "opening" while the name resolves
             infos = await loop.getaddrinfo(session.server, session.port, family=socket.AF_INET,
                                            type=socket.SOCK_DGRAM)
         except (OSError, UnicodeError) as exc:
             log.info("client %d: cannot resolve %s: %s", cid, session.server, exc)
             return DNS_ERROR
         session.remote = infos[0][4][:2]
+        session.status = CONNECTING  # <status> 2 while the socket/DTLS session is set up
         on_packet = lambda inc: self._incoming(cid, session, inc)  # noqa: E731
         if client.settings.dtls_enable:
             return await self._connect_dtls(cid, client, session, on_packet)
@@ -426,6 +443,8 @@ class Bg95Dialect(Dialect):
                 self.engine.urc(f"{ack},{OK}")
                 if delivery.reply is not None and delivery.reply.code != 0:
                     self._recv_urc(cid, delivery.reply)  # piggybacked: ACK first, then RECV
+            elif delivery.outcome is Outcome.CANCELLED:
+                self.engine.urc(f"{ack},{NETWORK_FAILURE}")  # network_lost()
             else:
                 # Decision (§3.4.2): retries exhausted or RST -> -11 "Data sending failure".
                 self.engine.urc(f"{ack},{SEND_FAILURE}")
