@@ -39,13 +39,29 @@ Address = tuple[str, int]
 
 
 def psk_from_dict(spec: dict[str, Any] | None) -> tuple[str, bytes]:
-    """``{identity, key}`` (text) or ``{identity, key_hex}``; None -> the §5.2 default."""
+    """``{identity, key}`` (text) or ``{identity, key_hex}``; None -> the §5.2 default.
+
+    ValueError names the bad field."""
     if not spec:
         return DEFAULT_IDENTITY, DEFAULT_KEY
+    if not isinstance(spec, dict):
+        raise ValueError("server.dtls: expected {identity, key | key_hex}")
+    unknown = set(spec) - {"identity", "key", "key_hex"}
+    if unknown:
+        raise ValueError(f"server.dtls: unknown field(s) {sorted(unknown)}")
+    if "key" in spec and "key_hex" in spec:
+        raise ValueError("server.dtls: give key or key_hex, not both")
     identity = str(spec.get("identity", DEFAULT_IDENTITY))
     if "key_hex" in spec:
-        return identity, bytes.fromhex(str(spec["key_hex"]))
-    return identity, str(spec.get("key", DEFAULT_KEY.decode())).encode("latin-1")
+        try:
+            key = bytes.fromhex(str(spec["key_hex"]))
+        except ValueError:
+            raise ValueError("server.dtls.key_hex: not a hex string") from None
+    else:
+        key = str(spec.get("key", DEFAULT_KEY.decode())).encode("latin-1")
+    if not key:
+        raise ValueError("server.dtls: the key is empty")
+    return identity, key
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.vectors import VectorLoadError, load_file, load_tree
+from fixtures.network import ReferenceNetwork
 
 GOOD = """\
 schema: 1
@@ -115,8 +116,30 @@ def test_variables_from_captures_cases_and_saves_are_accepted(tmp_path):
     assert [v.variables for v in loaded.vectors] == [{"port": 1}, {"port": 2}]
 
 
+@pytest.mark.parametrize("server, line, field, words", [
+    ("  resources: {/x: {code: \"9.99\"}}", 4, "server", "server.resources['/x'].code"),
+    ("  faults: [{action: explode}]", 4, "server", "server.faults[0].action"),
+    ("  dtls: {identity: a, key_hex: zz}", 4, "server", "server.dtls.key_hex: not a hex string"),
+    ("  dtls: {identity: a, password: b}", 4, "server", "unknown field(s) ['password']"),
+])
+def test_a_bad_server_behaviour_fails_at_load_with_file_and_line(tmp_path, server, line, field,
+                                                                words):
+    text = GOOD.replace('section: "2.1"\n', f'section: "2.1"\nserver:\n{server}\n')
+    with pytest.raises(VectorLoadError) as info:
+        load_file(write(tmp_path, text), ReferenceNetwork.check)
+    assert (info.value.line, info.value.field) == (line, field)
+    assert words in str(info.value) and str(info.value).startswith(f"{tmp_path / 'case.yaml'}:{line}:")
+
+
+def test_a_bad_per_vector_server_names_the_vector(tmp_path):
+    text = GOOD + "    server: {resources: {x: {}}}\n"
+    with pytest.raises(VectorLoadError) as info:
+        load_file(write(tmp_path, text), ReferenceNetwork.check)
+    assert info.value.field == "vectors[0].server" and "starting with '/'" in str(info.value)
+
+
 def test_the_shipped_suites_load(pytestconfig):
-    files = load_tree(Path(pytestconfig.rootpath) / "suites")
+    files = load_tree(Path(pytestconfig.rootpath) / "suites", ReferenceNetwork.check)
     assert files and all(f.error is None for f in files), [str(f.error) for f in files if f.error]
     per_dialect = {m: sum(len(f.vectors) for f in files if f.manual == m) for m in ("bc28", "bg95")}
     assert per_dialect["bc28"] >= 10 and per_dialect["bg95"] >= 10, per_dialect

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import jsonschema
 import yaml
@@ -36,13 +36,18 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def load_tree(root: Path) -> list[VectorFile]:
+# Checks a ``server:`` mapping; raises ValueError naming the bad field. The
+# network side owns what a behaviour may say, so the harness passes its check in.
+ServerCheck = Callable[[Mapping[str, Any]], None]
+
+
+def load_tree(root: Path, check_server: ServerCheck | None = None) -> list[VectorFile]:
     """Every ``*.yaml`` below ``root``, sorted; bad files come back with ``error`` set."""
     files = []
     seen_ids: dict[str, Path] = {}
     for path in sorted(root.rglob("*.yaml")):
         try:
-            loaded = load_file(path)
+            loaded = load_file(path, check_server)
             _check_unique_ids(loaded, seen_ids)
         except VectorLoadError as exc:
             loaded = VectorFile(path, None, (), exc)
@@ -50,10 +55,12 @@ def load_tree(root: Path) -> list[VectorFile]:
     return files
 
 
-def load_file(path: Path) -> VectorFile:
+def load_file(path: Path, check_server: ServerCheck | None = None) -> VectorFile:
     text = path.read_text(encoding="utf-8")
     data, lines = _parse_with_lines(path, text)
     _validate_schema(path, data, lines)
+    if check_server is not None:
+        _check_servers(path, data, lines, check_server)
     vectors = tuple(v for raw_index, raw in enumerate(data["vectors"])
                     for v in _build_vectors(path, data, raw, ("vectors", raw_index), lines))
     return VectorFile(path, data["manual"], vectors)
@@ -123,6 +130,21 @@ def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationEr
         if len(deepest.absolute_path) > len(error.absolute_path):
             return _most_specific(deepest)
     return error
+
+
+def _check_servers(path: Path, data: dict, lines: dict[Path_, int],
+                   check_server: ServerCheck) -> None:
+    """Every ``server:`` (file default and per vector) at load time, not mid-run."""
+    places: list[Path_] = [("server",)] if "server" in data else []
+    places += [("vectors", i, "server") for i, raw in enumerate(data["vectors"]) if "server" in raw]
+    for at in places:
+        mapping = data
+        for key in at:
+            mapping = mapping[key]
+        try:
+            check_server(mapping)
+        except ValueError as exc:
+            raise VectorLoadError(path, _line(lines, at), field_name(at), str(exc)) from None
 
 
 def _check_unique_ids(loaded: VectorFile, seen: dict[str, Path]) -> None:
