@@ -17,7 +17,7 @@ import aiocoap.resource
 from aiocoap.numbers import OptionNumber
 from aiocoap.numbers.constants import TransportTuning
 
-from coapspec import OptionFormat, Packet, code_from_dotted, encode, option_spec
+from coapspec import RFC7252, OptionFormat, Packet, code_from_dotted, encode, option_spec
 from coapspec.codec import encode_option_value
 from reference_server.capture import (
     DOWNLINK, FAULT_ACTIONS, UPLINK, Capture, Fault, normalise_address,
@@ -410,17 +410,29 @@ class BehaviourSite(aiocoap.resource.Resource):
 class Observation:
     """One registration (RFC 7641 §3.1): notifications with Observe 1, 2, … sent raw
     through the hooked socket; ends on deregistration (GET with Observe: 1, §3.6),
-    on an RST to a notification, or on the next ``configure()``."""
+    on an RST to a notification, on a CON notification never acknowledged
+    (§4.5), or on the next ``configure()``.
+
+    A CON notification is retransmitted like any CON (RFC 7252 §4.2, default
+    parameters, in scaled time) until the module ACKs it; the next one waits
+    for that (§4.5.1: one CON notification in flight)."""
 
     def __init__(self, plan: Any, capture: Capture, reply: Reply, token: bytes,
                  peer: tuple[str, int], time_scale: float) -> None:
         self.plan, self.capture, self.reply = plan, capture, reply
         self.token, self.peer, self.time_scale = token, peer, time_scale
         self.mids: set[int] = set()
+        self._acked: dict[int, asyncio.Event] = {}
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def cancel(self) -> None:
         self.task.cancel()
+
+    def note_ack(self, mid: int) -> None:
+        """The module acknowledged notification ``mid`` (called by the capture hook)."""
+        event = self._acked.get(mid)
+        if event is not None:
+            event.set()
 
     async def _run(self) -> None:
         spec = self.reply.observe
@@ -435,7 +447,28 @@ class Observation:
             options = tuple(sorted(((6, encode_option_value(6, seq)), *self.reply.options),
                                    key=lambda o: o[0]))
             raw = encode(Packet(mtype, self.reply.code, mid, self.token, options, payload))
-            self.capture.send_raw(raw, self.peer)
+            if mtype == 1:
+                self.capture.send_raw(raw, self.peer)
+            elif not await self._deliver_con(mid, raw):
+                return  # RFC 7641 §4.5: no ACK, the client is no longer an observer
+
+    async def _deliver_con(self, mid: int, raw: bytes) -> bool:
+        """Send and retransmit until ACKed (RFC 7252 §4.2); False after MAX_RETRANSMIT."""
+        acked = self._acked[mid] = asyncio.Event()
+        timeout = RFC7252.initial_timeout()
+        try:
+            for _ in range(RFC7252.max_retransmit + 1):
+                if self.capture.send_raw is None:
+                    return False
+                self.capture.send_raw(raw, self.peer)
+                try:
+                    await asyncio.wait_for(acked.wait(), timeout * self.time_scale)
+                    return True
+                except asyncio.TimeoutError:
+                    timeout *= 2
+            return False
+        finally:
+            del self._acked[mid]
 
 
 SEPARATE_MIN_REAL = 0.005   # real seconds between the Empty ACK and a separate response

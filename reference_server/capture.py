@@ -278,11 +278,15 @@ def _hook_interface(interface: Any, capture: Capture) -> Address:
             capture.record(UPLINK, server_address(ancdata), normalise_address(address), data)
             deliver(data, ancdata, flags, address)
             return
-        plan.note_uplink(data)
         fault = plan.fault_for(UPLINK)
         capture.record(UPLINK, server_address(ancdata), normalise_address(address), data,
                        fault.action if fault and fault.action != "duplicate" else None)
-        plan.apply(fault, UPLINK, lambda: deliver(data, ancdata, flags, address),
+
+        def forward() -> None:   # what the network did not drop reaches the server
+            plan.note_uplink(data)
+            deliver(data, ancdata, flags, address)
+
+        plan.apply(fault, UPLINK, forward,
                    lambda: capture.record(UPLINK, server_address(ancdata),
                                           normalise_address(address), data, "duplicate"))
 
@@ -453,13 +457,20 @@ class NetworkPlan:
         return data
 
     def note_uplink(self, data: bytes) -> None:
-        """An RST from the module to a notification ends that observation (RFC 7641 §3.6)."""
-        if self.observations and len(data) >= 4 and (data[0] >> 4) & 3 == 3:
-            mid = int.from_bytes(data[2:4], "big")
-            for token, observation in list(self.observations.items()):
-                if mid in observation.mids:
-                    observation.cancel()
-                    del self.observations[token]
+        """The module's ACK to a CON notification stops its retransmission; an RST
+        to a notification ends that observation (RFC 7641 §3.6)."""
+        if not self.observations or len(data) < 4 or (data[0] >> 4) & 3 not in (2, 3):
+            return
+        reset = (data[0] >> 4) & 3 == 3
+        mid = int.from_bytes(data[2:4], "big")
+        for token, observation in list(self.observations.items()):
+            if mid not in observation.mids:
+                continue
+            if reset:
+                observation.cancel()
+                del self.observations[token]
+            else:
+                observation.note_ack(mid)
 
     # -- faults --------------------------------------------------------------------------
     def fault_for(self, direction: str) -> Fault | None:

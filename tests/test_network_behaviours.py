@@ -109,6 +109,30 @@ def test_observe_notifies_then_deregisters(server, peer):
     assert quiet(peer, 0.3)
 
 
+def test_unacknowledged_con_notification_is_retransmitted_then_the_observer_dropped(server, peer):
+    """RFC 7252 §4.2 / RFC 7641 §4.5: 1 + MAX_RETRANSMIT copies, then no more notifications."""
+    configure(server, {"resources": {"/o": {"payload": "v0", "observe": {
+        "notifications": ["v1", "v2"], "interval": 1, "type": "CON"}}}})
+    peer.sendto(get("o", 17, b"\x0c", ((6, b""),)), server.address)
+    replies(peer, 1)                                  # the piggybacked first response
+    peer.settimeout(2.0)
+    copies = replies(peer, 5)                         # never ACKed
+    assert {(c.mtype, c.mid, c.payload) for c in copies} == {(0, copies[0].mid, b"v1")}
+    assert quiet(peer, 1.5)                           # > 4 x 2 x 1.5 module s of back-off: v2 never comes
+
+
+def test_acknowledged_con_notification_is_not_repeated(server, peer):
+    configure(server, {"resources": {"/o": {"payload": "v0", "observe": {
+        "notifications": ["v1", "v2"], "interval": 1, "type": "CON"}}}})
+    peer.sendto(get("o", 18, b"\x0d", ((6, b""),)), server.address)
+    replies(peer, 1)
+    for expected in (b"v1", b"v2"):
+        (note,) = replies(peer, 1)
+        assert (note.mtype, note.payload) == (0, expected)
+        peer.sendto(encode(Packet(2, 0, note.mid, b"", (), b"")), server.address)
+    assert quiet(peer, 0.3)
+
+
 def test_block2_in_small_blocks(server, peer):
     configure(server, {"resources": {"/big": {"payload": "0123456789" * 4}}})
     got = b""
