@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from conformance.at_channel import ATTimeout
+
 SCALE = 0.05          # module seconds -> real seconds for these tests
 
 
@@ -77,8 +79,8 @@ def test_separate_response_acked_and_deduplicated(emulator, udp_peer):
     udp_peer.sendto(response, module)                                       # the peer retransmits
     again, _, _ = _recv(udp_peer, 5)
     assert again == ack                                                     # §4.5: same ACK again
-    time.sleep(0.3)
-    assert not [u.text for u in ch.pending_urcs() if u.text.startswith("+QCOAPURC")]
+    with pytest.raises(ATTimeout):                                          # no URC for it
+        ch.wait_urc(r'\+QCOAPURC: .*', timeout=0.3)
 
 
 def test_reset_for_unknown_response(emulator, udp_peer):
@@ -92,5 +94,5 @@ def test_reset_for_unknown_response(emulator, udp_peer):
     udp_peer.sendto(bytes([0x41, 0x45, 0x12, 0x34, 0x99]), module)          # CON 2.05, unknown token
     rst, _, _ = _recv(udp_peer, 5)
     assert rst == bytes([0x70, 0x00, 0x12, 0x34])
-    time.sleep(0.3)
-    assert not [u.text for u in ch.pending_urcs() if u.text.startswith("+QCOAPURC")]
+    with pytest.raises(ATTimeout):                                          # no URC for it
+        ch.wait_urc(r'\+QCOAPURC: .*', timeout=0.3)
