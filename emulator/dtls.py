@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from mbedtls import tls
 
@@ -60,6 +60,7 @@ class DtlsClient(asyncio.DatagramProtocol):
         self.app: asyncio.DatagramProtocol | None = None   # receives plaintext
         self._rx: asyncio.Queue[bytes | Exception] = asyncio.Queue()
         self.established = False
+        self.on_closed: Callable[[], None] | None = None   # the server ended the session
 
     # -- setup -----------------------------------------------------------------------
     @classmethod
@@ -178,9 +179,14 @@ class DtlsClient(asyncio.DatagramProtocol):
                 plain = self._buf.read(1 << 16)
             except (tls.WantReadError, tls.WantWriteError):
                 break
-            except Exception as exc:  # bad record, close_notify...
-                log.info("DTLS read: %r", exc)
-                break
+            except Exception as exc:
+                # DTLS drops bad records silently (RFC 6347 §4.1.2.7), so what gets
+                # here ends the session: the peer's close_notify or a fatal alert.
+                log.info("DTLS session with %s:%d ended by the peer: %r", *self.remote, exc)
+                self.close()
+                if self.on_closed is not None:
+                    self.on_closed()
+                return
             if not plain:
                 break
             if self.app is not None:

@@ -138,7 +138,15 @@ class DtlsFront(asyncio.DatagramProtocol):
         return self.address[1]
 
     def close(self) -> None:
+        """Stop serving; every established session is ended with a close_notify alert
+        (RFC 5246 §7.2.1), so a module sees the server go away, not silence."""
         for peer in list(self.peers.values()):
+            if peer.established:
+                try:
+                    peer.buf.shutdown()
+                except Exception as exc:
+                    log.info("DTLS %s:%d: close_notify failed: %r", *peer.addr, exc)
+                self._send(peer, drain_outgoing(peer.buf))
             self._drop(peer)
         if self.transport is not None:
             self.transport.close()

@@ -7,7 +7,7 @@ import pytest
 
 from emulator.dtls import DtlsClient, DtlsError, parse_psk_file
 from emulator.ufs import checksum
-from reference_server import ReferenceServer
+from reference_server import Behaviour, ReferenceServer
 
 
 def test_checksum_is_xor_of_big_endian_words():
@@ -100,3 +100,33 @@ def test_dtls_client_against_reference_server_front():
         assert records[0].data[0] == 22                                    # handshake content type
     finally:
         server.stop()
+
+
+def test_server_ending_the_dtls_session_disconnects_the_client(emulator):
+    """The reference server stops: its close_notify turns the module's session to <status> 0
+    and the CON still waiting for an ACK ends in +QCOAPACK <result> -4 (bg95.py _disconnected)."""
+    server = ReferenceServer(("127.0.0.1", 0))
+    server.start()
+    try:
+        server.configure(Behaviour.from_dict({"resources": {"/q": {"silent": True}}}))
+        _, ch = emulator("BG95-M1")
+        psk = b"864508030012428&313233343446473839"
+        assert ch.command('AT+QFDEL="*"').ok
+        assert ch.command(f'AT+QFUPL="UFS:0_server.psk",{len(psk)}', data=psk, end=None,
+                          prompt="CONNECT").ok
+        assert ch.command('AT+QCOAPCFG="dtls",0,1,0').ok
+        assert ch.command('AT+QCOAPCFG="trans",0,60,4').ok           # no retransmission in the test
+        assert ch.command(f'AT+QCOAPOPEN=0,"127.0.0.1",{server.dtls_port}').ok
+        ch.wait_urc(r"\+QCOAPOPEN: 0,0", timeout=10)
+        assert ch.command("AT+QCOAPHEADER=0,4300,0,0").ok
+        assert ch.command('AT+QCOAPOPTION=0,0,0,11,"q"').ok
+        mark = server.capture.mark()
+        assert ch.command("AT+QCOAPSEND=0,0,1,1", data=b"").ok
+        assert server.capture.wait_for(mark, timeout=5) is not None  # the CON reached the server
+    finally:
+        server.stop()                                                 # close_notify to the module
+    ch.wait_urc(r"\+QCOAPACK: 0,0,4300,-4", timeout=5)
+    assert ch.command("AT+QCOAPOPEN?").info == [f'+QCOAPOPEN: 0,"127.0.0.1",{server.dtls_port},0']
+    assert ch.command("AT+QCOAPSEND=0,1,1,0").final == "ERROR"
+    assert ch.command("AT+QCOAPCLOSE=0").ok
+    ch.wait_urc(r"\+QCOAPCLOSE: 0,0", timeout=5)

@@ -137,17 +137,21 @@ class Bg95Dialect(Dialect):
         self.ssl = {i: {"dtls": 0, "dtlsversion": 1} for i in SSL_CONTEXTS}
 
     def network_lost(self) -> None:
-        """Decision (§3.3.2 <status> 0 "connection disconnected", §4 -4): on detach
-        every session drops its socket and stays listed with status 0; an
-        outstanding CON ends in +QCOAPACK <result> -4; sending is refused (ERROR)
-        and opening the id gives -10 until the TE closes it (result 0). Nothing
-        reconnects by itself after a new attach. Status 4 (disconnecting) is never
-        seen: closing is immediate in the emulator."""
         for client in self.clients.values():
-            session = client.session
-            if session is not None and session.status == CONNECTED:
-                session.status = IDLE
-                session.close(notify=True)
+            if client.session is not None:
+                self._disconnected(client.session)
+
+    @staticmethod
+    def _disconnected(session: Session) -> None:
+        """Decision (§3.3.2 <status> 0 "connection disconnected", §4 -4): on detach,
+        or when the server ends the DTLS session (close_notify, fatal alert), the
+        session drops its socket and stays listed with status 0; an outstanding
+        CON ends in +QCOAPACK <result> -4; sending is refused (ERROR) and opening
+        the id gives -10 until the TE closes it (result 0). Nothing reconnects by
+        itself. Status 4 (disconnecting) is never seen: closing is immediate."""
+        if session.status == CONNECTED:
+            session.status = IDLE
+            session.close(notify=True)
 
     def register(self) -> None:
         e = self.engine
@@ -295,6 +299,7 @@ class Bg95Dialect(Dialect):
                      *session.remote, exc)
             return DTLS_FAILURE
         session.dtls = dtls
+        dtls.on_closed = lambda: self._disconnected(session)
         endpoint = CoapEndpoint(self.clock, on_packet)
         endpoint.connection_made(dtls)  # type: ignore[arg-type]
         dtls.app = endpoint
