@@ -19,15 +19,22 @@ def _recv(sock: socket.socket, timeout: float) -> tuple[bytes, float, tuple]:
     return data, time.monotonic(), addr
 
 
+def _module_sends(emulator, udp_peer, head: str, type_method: str, data: bytes):
+    """A fresh BC28 (at SCALE) with AT+QCOAPHEAD=<head> sends one message to the bare
+    peer: AT+QCOAPSEND=<type_method>,<peer>. Returns the AT channel."""
+    _, ch = emulator("BC28", time_scale=SCALE)
+    host, port = udp_peer.getsockname()
+    assert ch.command("AT+QCOAPCREATE=56830").ok
+    assert ch.command(f"AT+QCOAPHEAD={head}").ok
+    assert ch.command(f"AT+QCOAPSEND={type_method},{host},{port}", data=data).ok
+    return ch
+
+
 def test_con_retransmission_and_timeout(emulator, udp_peer):
     """A CON nobody answers is sent 1 + MAX_RETRANSMIT (4) times, identical, the timeout
     starting in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] = [2, 3] s and doubling;
     status 1 meanwhile, 3 once the last timeout expires, no URC."""
-    _, ch = emulator("BC28", time_scale=SCALE)
-    host, port = udp_peer.getsockname()
-    assert ch.command("AT+QCOAPCREATE=56830").ok
-    assert ch.command("AT+QCOAPHEAD=5,4700,1,AB").ok
-    assert ch.command(f"AT+QCOAPSEND=0,1,{host},{port}", data=b"").ok
+    ch = _module_sends(emulator, udp_peer, "5,4700,1,AB", "0,1", b"")
     copies = [_recv(udp_peer, 10) for _ in range(5)]
     assert all(c[0] == copies[0][0] for c in copies)                        # the same datagram
     assert copies[0][0][:4] == bytes([0x41, 0x01, 4700 >> 8, 4700 & 0xFF])   # CON GET mid 4700 tkl 1
@@ -45,11 +52,7 @@ def test_con_retransmission_and_timeout(emulator, udp_peer):
 
 
 def test_ack_stops_retransmission(emulator, udp_peer):
-    _, ch = emulator("BC28", time_scale=SCALE)
-    host, port = udp_peer.getsockname()
-    assert ch.command("AT+QCOAPCREATE=56830").ok
-    assert ch.command("AT+QCOAPHEAD=3,4710").ok
-    assert ch.command(f"AT+QCOAPSEND=0,2,{host},{port}", data=b"0102").ok
+    ch = _module_sends(emulator, udp_peer, "3,4710", "0,2", b"0102")
     first, _, module = _recv(udp_peer, 5)
     second, _, _ = _recv(udp_peer, 5)                                       # one retransmission
     assert first == second
@@ -61,11 +64,7 @@ def test_ack_stops_retransmission(emulator, udp_peer):
 
 
 def test_separate_response_acked_and_deduplicated(emulator, udp_peer):
-    _, ch = emulator("BC28", time_scale=SCALE)
-    host, port = udp_peer.getsockname()
-    assert ch.command("AT+QCOAPCREATE=56830").ok
-    assert ch.command("AT+QCOAPHEAD=5,4720,1,77").ok
-    assert ch.command(f"AT+QCOAPSEND=0,1,{host},{port}", data=b"").ok
+    ch = _module_sends(emulator, udp_peer, "5,4720,1,77", "0,1", b"")
     request, _, module = _recv(udp_peer, 5)
     assert request[:5] == bytes([0x41, 0x01, 4720 >> 8, 4720 & 0xFF, 0x77])
     udp_peer.sendto(bytes([0x60, 0x00, 4720 >> 8, 4720 & 0xFF]), module)    # empty ACK
@@ -85,11 +84,7 @@ def test_separate_response_acked_and_deduplicated(emulator, udp_peer):
 
 def test_reset_for_unknown_response(emulator, udp_peer):
     """A CON response matching no request is rejected with RST (RFC 7252 §4.2), no URC."""
-    _, ch = emulator("BC28", time_scale=SCALE)
-    host, port = udp_peer.getsockname()
-    assert ch.command("AT+QCOAPCREATE=56830").ok
-    assert ch.command("AT+QCOAPHEAD=3,4730").ok
-    assert ch.command(f"AT+QCOAPSEND=1,1,{host},{port}", data=b"").ok       # learn the module's address
+    ch = _module_sends(emulator, udp_peer, "3,4730", "1,1", b"")       # learn the module's address
     _, _, module = _recv(udp_peer, 5)
     udp_peer.sendto(bytes([0x41, 0x45, 0x12, 0x34, 0x99]), module)          # CON 2.05, unknown token
     rst, _, _ = _recv(udp_peer, 5)

@@ -36,9 +36,9 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-# Checks a ``server:`` mapping; raises ValueError naming the bad field. The
-# network side owns what a behaviour may say, so the harness passes its check in.
-ServerCheck = Callable[[Mapping[str, Any]], None]
+# Parses a ``server:`` mapping (the result is not kept); raises ValueError naming the
+# bad field. The network side owns what a behaviour may say, so the harness passes it in.
+ServerCheck = Callable[[Mapping[str, Any]], object]
 
 
 def load_tree(root: Path, check_server: ServerCheck | None = None) -> list[VectorFile]:

@@ -97,16 +97,13 @@ class Session:
     port: int
     status: int = OPENING
     remote: tuple[str, int] | None = None
-    endpoint: CoapEndpoint | None = None
-    dtls: DtlsClient | None = None
+    endpoint: CoapEndpoint | None = None   # over UDP, or over the DTLS session (its transport)
 
     def close(self, notify: bool = False) -> None:
         """Release the socket (``notify``: report outstanding CONs as failed)."""
         if self.endpoint:
-            self.endpoint.close(notify)   # closes the DTLS session too (its transport)
-        elif self.dtls:
-            self.dtls.close()
-        self.endpoint = self.dtls = None
+            self.endpoint.close(notify)   # closes the DTLS session too
+        self.endpoint = None
 
 
 @dataclass
@@ -298,7 +295,6 @@ class Bg95Dialect(Dialect):
             log.info("client %d: DTLS handshake with %s:%d failed: %s", cid,
                      *session.remote, exc)
             return DTLS_FAILURE
-        session.dtls = dtls
         dtls.on_closed = lambda: self._disconnected(session)
         endpoint = CoapEndpoint(self.clock, on_packet)
         endpoint.connection_made(dtls)  # type: ignore[arg-type]
