@@ -20,14 +20,16 @@ _addresses = count(1)
 
 @pytest.fixture
 def emulator(tmp_path):
-    """Factory: ``emulator("BC28", time_scale=1.0)`` -> (EmulatorProcess, ATChannel), both
+    """Factory: ``emulator("BC28", time_scale=1.0, extra_args=("--attach-delay", "5"))`` ->
+    (EmulatorProcess, ATChannel), both
     stopped at teardown. Each gets its own loopback address (127.78.<worker>.<n>)."""
     started: list[tuple[EmulatorProcess, ATChannel]] = []
     worker = int("".join(c for c in os.environ.get("PYTEST_XDIST_WORKER", "gw0") if c.isdigit()) or 0)
 
-    def start(model: str, time_scale: float = 0.01) -> tuple[EmulatorProcess, ATChannel]:
+    def start(model: str, time_scale: float = 0.01,
+              extra_args: tuple[str, ...] = ()) -> tuple[EmulatorProcess, ATChannel]:
         address = f"127.78.{worker}.{next(_addresses) % 254 + 1}"
-        process = EmulatorProcess(model, tmp_path, address, time_scale)
+        process = EmulatorProcess(model, tmp_path, address, time_scale, extra_args)
         try:
             channel = ATChannel.open(process.wait_for_link(), name=model)
         except Exception:
