@@ -380,6 +380,10 @@ class AtEngine:
                     if line:
                         line.pop()
                     continue
+                if b in (CTRL_Z, ESC):
+                    # Outside data mode a module discards them: a stray ESC or
+                    # Ctrl+Z must not become part of the next command line.
+                    continue
                 if len(line) < MAX_LINE:
                     line.append(b)
 
@@ -427,13 +431,16 @@ class AtEngine:
                         max_bytes: int = 1024, timeout: float = 60.0) -> DataInput:
         """Data mode after a prompt.
 
-        ``length`` given: exactly that many bytes, no terminator (0x1A is data).
+        ``length`` given: exactly that many bytes, no terminator (0x1A is data);
+        ``length`` 0 completes at once after the prompt without reading a byte.
         Otherwise until Ctrl+Z (submit) or ESC (cancel); bytes beyond
         ``max_bytes`` are dropped and flagged. ``timeout`` is in module seconds.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.clock.to_real(timeout)
         self._send(prompt)
+        if length == 0:
+            return DataInput(DataStatus.SUBMIT)
         data = bytearray()
         truncated = False
         while True:
