@@ -3,6 +3,12 @@
 The runner knows the module only as an ``ATChannel`` plus a time scale, and
 the network only through the ``Network`` protocol below, so the same code
 drives the emulator in CI and a physical module on a bench.
+
+Every expectation is normative or a decision (``conformance.vectors.model``).
+A normative miss ends the vector: a conformance failure. A decision miss is
+recorded as a *deviation* and the vector goes on, so that a vector whose only
+misses are on declared decisions ends as "deviates from the suite's
+assumption" (``VectorDeviation``), not as a failure (``VectorFailure``).
 """
 from __future__ import annotations
 
@@ -13,14 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping, Protocol
 
 from conformance import packets, timeline, verdicts
-from conformance.at_channel import CTRL_Z, ESC, ATChannel, ATError, Urc
-from conformance.vectors.expand import UnknownVariable, expand, expand_regex
-from conformance.vectors.model import Step, Vector
+from conformance.at_channel import (
+    CTRL_Z, ESC, ATChannel, ATError, PortLost, Reply, Urc, canonical_line, canonical_pattern,
+    is_error,
+)
+from conformance.vectors.expand import UnknownVariable, expand, expand_regex, names_in
+from conformance.vectors.loader import expand_case_values, names_defined_by
+from conformance.vectors.model import Decision, Step, Vector
 
 ENDS = {"ctrl-z": CTRL_Z, "esc": ESC, "none": None}
 DEFAULT_COMMAND_TIMEOUT = 5.0   # module seconds; the notes promise 300 ms for most commands
 DEFAULT_URC_WITHIN = 10.0
 DEFAULT_PACKET_WITHIN = 10.0
+DEFAULT_ATTACH_WITHIN = 120.0
+ANY_ERROR = "error"             # ``expect: error``: ERROR, +CME ERROR: <n> or +CMS ERROR: <n>
 
 
 class Network(Protocol):
@@ -28,11 +40,20 @@ class Network(Protocol):
 
     @property
     def address(self) -> tuple[str, int]: ...
+    @property
+    def dtls_port(self) -> int | None: ...
     def configure(self, behaviour: Mapping[str, Any] | None) -> None: ...
     def mark(self) -> int: ...
     def wait_for(self, seq: int, timeout: float): ...
     def datagrams(self, since: int = 0) -> list: ...
     def inject(self, raw: bytes, to: tuple[str, int]) -> None: ...
+
+
+class ModuleControl(Protocol):
+    """What ``reboot:`` and ``attached:`` steps need from the harness's known-state strategy."""
+
+    def reboot(self, within: float | None) -> None: ...
+    def wait_attached(self, within: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,16 +72,34 @@ class Clock:
     def quiet_period(self, module_seconds: float) -> float:
         return module_seconds * self.scale
 
+    def module_seconds(self, real_seconds: float) -> float:
+        return real_seconds / self.scale
 
-class StepFailure(Exception):
-    def __init__(self, step: Step, expected: str, actual: str) -> None:
+
+class Miss(Exception):
+    """One expectation that did not hold: normative (``decision is None``) or a decision."""
+
+    def __init__(self, step: Step, expected: str, actual: str,
+                 decision: Decision | None = None) -> None:
         super().__init__(f"{step.describe()}: expected {expected}; got {actual}")
-        self.step, self.expected, self.actual = step, expected, actual
+        self.step, self.expected, self.actual, self.decision = step, expected, actual, decision
+
+    @property
+    def normative(self) -> bool:
+        return self.decision is None
+
+
+# Kept for readers of older reports and tests: a normative miss.
+StepFailure = Miss
+
+
+class VectorNotRunnable(Exception):
+    """The harness lacks what the vector needs (e.g. the module's address on a bench)."""
 
 
 @dataclass
 class VectorRun:
-    """Everything a report needs about one run, pass or fail."""
+    """Everything a report needs about one run, pass, deviation or fail."""
 
     vector: Vector
     model: str
@@ -68,9 +107,27 @@ class VectorRun:
     capture_mark: int
     origin: float
     variables: dict[str, Any] = field(default_factory=dict)
-    failure: StepFailure | None = None
-    error: str | None = None
+    misses: list[Miss] = field(default_factory=list)
     latency_repeats: list[int] = field(default_factory=list)   # datagram seqs let through
+    lost_names: set[str] = field(default_factory=set)          # captures a deviated step missed
+    finished: float = 0.0
+    strays_mark: int = 0
+
+    @property
+    def failure(self) -> Miss | None:
+        return next((m for m in self.misses if m.normative), None)
+
+    @property
+    def deviations(self) -> list[Miss]:
+        return [m for m in self.misses if not m.normative]
+
+    @property
+    def outcome(self) -> str:
+        return "failed" if self.failure else "deviation" if self.deviations else "passed"
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.origin
 
 
 class VectorFailure(AssertionError):
@@ -81,120 +138,261 @@ class VectorFailure(AssertionError):
         self.run = run
 
 
+class VectorDeviation(VectorFailure):
+    """Every miss was on a declared decision: the module reads the note another way."""
+
+
 Observer = Callable[[str], ContextManager[Any]]
+
+
+def _no_observer(_: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 class Runner:
     def __init__(self, channel: ATChannel, network: Network, clock: Clock,
-                 model: str, module_host: str = "") -> None:
+                 model: str, module_host: str = "",
+                 control: ModuleControl | None = None) -> None:
         self.channel, self.network, self.clock = channel, network, clock
-        self.model, self.module_host = model, module_host
+        self.model, self.module_host, self.control = model, module_host, control
         self.last_run: VectorRun | None = None
 
-    def run(self, vector: Vector, observe: Observer = lambda _: contextlib.nullcontext()) -> VectorRun:
-        """Execute every step; raise ``VectorFailure`` at the first that does not hold."""
+    def run(self, vector: Vector, observe: Observer = _no_observer) -> VectorRun:
+        """Execute every step; raise ``VectorFailure`` at the first normative miss, or
+        ``VectorDeviation`` at the end when only decisions missed."""
+        if not self.module_host and any("module.host" in names_in(t) for t in _texts(vector)):
+            raise VectorNotRunnable(
+                f"{vector.id} needs the module's own address ({{module.host}}): none is known "
+                f"for this target (give --module-host, or let AT+CGPADDR report it)")
         self.network.configure(vector.server)
-        host, port = self.network.address
         run = VectorRun(vector, self.model, self.channel.transcript.mark(), self.network.mark(),
-                        time.monotonic())
-        dtls_port = getattr(self.network, "dtls_port", None)  # DTLS-PSK front, if any
-        if dtls_port is not None:
-            run.variables["server.dtls_port"] = dtls_port
-        run.variables.update({"server.host": host, "server.port": port,
-                              "module.host": self.module_host, **vector.variables})
+                        time.monotonic(), strays_mark=len(self.channel.strays))
+        host, port = self.network.address
+        base: dict[str, Any] = {"server.host": host, "server.port": port,
+                                "module.host": self.module_host}
+        if self.network.dtls_port is not None:
+            base["server.dtls_port"] = self.network.dtls_port
+        run.variables.update({**base, **expand_case_values(vector.variables, base)})
         self.last_run = run
-        self._vector_mark = cursor = run.capture_mark
-        for step in vector.steps:
-            with observe(step.describe()):
-                try:
-                    cursor = self._run_step(step, run.variables, cursor)
-                except StepFailure as failure:
-                    run.failure = failure
-                except (ATError, UnknownVariable) as exc:
-                    run.failure = StepFailure(step, "the step to complete", str(exc).split("\n--- AT")[0])
-                if run.failure:
-                    raise VectorFailure(run, self.report(run))
+        self._vector_mark = run.capture_mark
+        try:
+            self._steps(vector.steps, run, observe, run.capture_mark)
+        finally:
+            run.finished = time.monotonic()
+        if run.failure:
+            raise VectorFailure(run, self.report(run))
+        if run.deviations:
+            raise VectorDeviation(run, self.report(run))
         return run
 
-    # -- steps ------------------------------------------------------------------------
-    def _run_step(self, step: Step, variables: dict[str, Any], cursor: int) -> int:
-        if step.kind == "packet":
-            return self._packet(step, variables, cursor)
-        if step.kind == "inject":
-            self._inject(step, variables, cursor)
-            return cursor
-        if step.kind in verdicts.VERDICTS:
-            self._verdict(step, variables)
-            return cursor
-        {"send": self._send, "urc": self._urc, "no_urc": self._no_urc}[step.kind](step, variables)
+    def _steps(self, steps: tuple[Step, ...], run: VectorRun, observe: Observer,
+               cursor: int) -> int:
+        for step in steps:
+            with observe(self._step_title(step, run.variables)):
+                cursor = self._step(step, run, observe, cursor)
+            if run.failure:
+                break
         return cursor
 
-    def _send(self, step: Step, variables: dict[str, Any]) -> None:
-        spec = step.spec
-        line = expand(spec["send"], variables)
+    def _step_title(self, step: Step, variables: Mapping[str, Any]) -> str:
+        """The step as reports name it, with its placeholders filled in where known."""
+        text = step.describe()
+        try:
+            return expand(text.replace("{{", "\0").replace("}}", "\1"), variables) \
+                .replace("\0", "{{").replace("\1", "}}")
+        except UnknownVariable:
+            return text
+
+    def _step(self, step: Step, run: VectorRun, observe: Observer, cursor: int) -> int:
+        whole = run.vector.decisions.get(step.decision.id) \
+            if step.decision is not None and step.decision.whole_step else None
+        try:
+            cursor, chosen = self._run_step(step, run, cursor)
+        except Miss as miss:
+            if whole is not None and miss.decision is None:
+                miss.decision = whole
+            self._record(run, step, miss)
+            return cursor if miss.step.kind != "packet" else getattr(miss, "cursor", cursor)
+        except UnknownVariable as exc:
+            name = exc.args[0]
+            if name in run.lost_names:
+                decision = next((m.decision for m in run.deviations
+                                 if name in names_defined_by(m.step)), whole)
+                self._record(run, step, Miss(step, "the step to run", f"not run: {{{name}}} was "
+                                             f"to come from a step that deviated", decision))
+            else:
+                self._record(run, step, Miss(step, "the step to complete", str(exc)))
+            return cursor
+        except PortLost as exc:
+            self._record(run, step, Miss(step, "the serial port to stay", f"port lost at step "
+                                         f"{step.label}: {str(exc).split(chr(10))[0]}"))
+            return cursor
+        except ATError as exc:
+            self._record(run, step, Miss(step, "the step to complete",
+                                         str(exc).split("\n--- AT")[0], whole))
+            return cursor
+        if chosen is not None and chosen in step.then:
+            cursor = self._steps(step.then[chosen], run, observe, cursor)
+        return cursor
+
+    def _record(self, run: VectorRun, step: Step, miss: Miss) -> None:
+        run.misses.append(miss)
+        if not miss.normative:
+            run.lost_names |= names_defined_by(step) - set(run.variables)
+
+    # -- steps ------------------------------------------------------------------------
+    def _run_step(self, step: Step, run: VectorRun, cursor: int) -> tuple[int, str | None]:
+        """Run one step; return the capture cursor and, for ``send``, the alternative of
+        ``expect`` that the final result matched (to pick a ``then`` branch)."""
+        variables = run.variables
+        if step.kind == "send":
+            return cursor, self._send(step, run)
+        if step.kind == "packet":
+            return self._packet(step, run, cursor), None
+        if step.kind == "inject":
+            self._inject(step, variables)
+        elif step.kind in verdicts.VERDICTS:
+            self._verdict(step, variables)
+        elif step.kind == "urc":
+            self._urc(step, run)
+        elif step.kind == "no_urc":
+            self._no_urc(step, variables)
+        elif step.kind == "attached":
+            self._attached(step)
+        elif step.kind == "reboot":
+            self._reboot(step)
+        return cursor, None
+
+    def _tightened(self, step: Step, run: VectorRun) -> tuple[dict[str, Any], Decision] | None:
+        """The step's spec with its decision's stricter fields, when it has some."""
+        if step.decision is None or step.decision.whole_step:
+            return None
+        spec = dict(step.spec)
+        for key, value in step.decision.fields.items():
+            if key == "packet":
+                spec["packet"] = {**step.spec["packet"], **value}
+            else:
+                spec[key] = value
+        return spec, run.vector.decisions[step.decision.id]
+
+    # send -----------------------------------------------------------------------------
+    def _send(self, step: Step, run: VectorRun) -> str | None:
+        spec, variables = step.spec, run.variables
+        strays = len(self.channel.strays)
+        reply = self._command(spec["send"], spec, variables)
+        chosen, problem = self._check_reply(spec, reply, variables)
+        if problem:
+            raise Miss(step, *problem)
+        if "control" in spec:
+            self._control(step, variables)
+        tightened = self._tightened(step, run)
+        if tightened is not None:
+            tight_spec, decision = tightened
+            _, problem = self._check_reply(tight_spec, reply, variables)
+            if problem:
+                raise Miss(step, *problem, decision=decision)
+        late = self.channel.strays[strays:]
+        if late:
+            raise Miss(step, "one final result per command line (V.250 §5.7)",
+                       f"also {', '.join(repr(t) for _, t in late)} answering no command")
+        return chosen
+
+    def _command(self, line_template: str, spec: Mapping[str, Any],
+                 variables: Mapping[str, Any]) -> Reply:
+        line = expand(line_template, variables)
         data = None
         if "data" in spec:
             data = expand(spec["data"], variables).encode("latin-1")
         elif "data_hex" in spec:
             data = bytes.fromhex(spec["data_hex"])
-        reply = self.channel.command(
+        return self.channel.command(
             line, timeout=self.clock.deadline(spec.get("timeout", DEFAULT_COMMAND_TIMEOUT)),
             data=data, end=ENDS[spec.get("end", "ctrl-z")], prompt=spec.get("prompt", ">"))
-        want_final = expand(spec.get("expect", "OK"), variables)
-        if reply.final != want_final:
-            raise StepFailure(step, f"final result {want_final!r}",
-                              f"{reply.final!r}" + (f" after info {reply.info}" if reply.info else ""))
-        patterns = [expand_regex(p, variables) for p in spec.get("info", [])]
-        if len(patterns) != len(reply.info):
-            raise StepFailure(step, f"{len(patterns)} information line(s) {spec.get('info', [])}",
-                              f"{len(reply.info)}: {reply.info}")
-        for pattern, line_text in zip(patterns, reply.info):
-            match = re.fullmatch(pattern, line_text)
-            if not match:
-                raise StepFailure(step, f"information line matching {pattern!r}", repr(line_text))
-            variables.update(match.groupdict())
 
-    def _urc(self, step: Step, variables: dict[str, Any]) -> None:
-        pattern = expand_regex(step.spec["urc"], variables)
+    def _check_reply(self, spec: Mapping[str, Any], reply: Reply,
+                     variables: dict[str, Any]) -> tuple[str | None, tuple[str, str] | None]:
+        """(the ``expect`` alternative the final result matched, problem or None)."""
+        alternatives = spec.get("expect", "OK")
+        alternatives = alternatives if isinstance(alternatives, list) else [alternatives]
+        chosen = next((alt for alt in alternatives
+                       if _final_matches(expand(alt, variables), reply.final)), None)
+        if chosen is None:
+            shown = " or ".join(repr(expand(a, variables)) for a in alternatives)
+            return None, (f"final result {shown}",
+                          f"{reply.final!r}" + (f" after info {reply.info}" if reply.info else ""))
+        patterns = [canonical_pattern(expand_regex(p, variables)) for p in spec.get("info", [])]
+        if len(patterns) != len(reply.info):
+            return chosen, (f"{len(patterns)} information line(s) {spec.get('info', [])}",
+                            f"{len(reply.info)}: {reply.info}")
+        for pattern, line_text in zip(patterns, reply.info):
+            match = re.fullmatch(pattern, canonical_line(line_text))
+            if not match:
+                return chosen, (f"information line matching {pattern!r}", repr(line_text))
+            variables.update(match.groupdict())
+        return chosen, None
+
+    def _control(self, step: Step, variables: Mapping[str, Any]) -> None:
+        """The negative line was refused; the same line with a valid value in the position
+        under test must be accepted, or the refusal proves nothing about that parameter."""
+        line = expand(step.spec["control"], variables)
+        reply = self.channel.command(line, timeout=self.clock.deadline(DEFAULT_COMMAND_TIMEOUT))
+        if not reply.ok:
+            raise Miss(step, f"the control line {line!r} (valid in the position under test) "
+                             f"to answer OK", f"{reply.final!r}: the module refuses the valid "
+                             f"line too, so the negative case proves nothing")
+
+    # urc / no_urc -----------------------------------------------------------------------
+    def _urc(self, step: Step, run: VectorRun) -> None:
+        variables = run.variables
+        pattern = canonical_pattern(expand_regex(step.spec["urc"], variables))
         within = step.spec.get("within", DEFAULT_URC_WITHIN)
         try:
-            urc, match = self.channel.wait_urc(pattern, self.clock.deadline(within))
+            urc, match = self.channel.wait_urc(pattern, self.clock.deadline(within),
+                                               since=run.origin)
+        except PortLost:
+            raise
         except ATError as exc:
-            seen = [u.text for u in self.channel.pending_urcs()]
-            raise StepFailure(step, f"URC matching {pattern!r} within {within} s",
-                              f"unmatched URCs {seen}" if seen else "no URC") from exc
+            seen = [u.text for u in self.channel.pending_urcs() if u.mono >= run.origin]
+            raise Miss(step, f"URC matching {pattern!r} within {within} s",
+                       f"unmatched URCs {seen}" if seen else "no URC") from exc
         variables.update(match.groupdict())
-        self._check_urc_data(step, urc, variables)
-
-    def _check_urc_data(self, step: Step, urc: Urc, variables: Mapping[str, Any]) -> None:
-        if "data" in step.spec:
-            want = expand(step.spec["data"], variables).encode("latin-1")
-        elif "data_hex" in step.spec:
-            want = bytes.fromhex(step.spec["data_hex"])
-        else:
+        problem = _urc_data_problem(step.spec, urc, variables)
+        if problem:
+            raise Miss(step, *problem)
+        tightened = self._tightened(step, run)
+        if tightened is None:
             return
-        if urc.data != want:
-            raise StepFailure(step, f"URC data {want!r}", repr(urc.data))
+        tight_spec, decision = tightened
+        tight = canonical_pattern(expand_regex(tight_spec["urc"], variables))
+        tight_match = re.fullmatch(tight, canonical_line(urc.text))
+        if tight_match is None:
+            raise Miss(step, f"URC matching {tight!r}", repr(urc.text), decision)
+        variables.update(tight_match.groupdict())
+        problem = _urc_data_problem(tight_spec, urc, variables)
+        if problem:
+            raise Miss(step, *problem, decision=decision)
 
     def _no_urc(self, step: Step, variables: dict[str, Any]) -> None:
-        pattern = expand_regex(step.spec["no_urc"], variables)
+        pattern = canonical_pattern(expand_regex(step.spec["no_urc"], variables))
         quiet = self.clock.quiet_period(step.spec["within"])
         try:
             urc, _ = self.channel.wait_urc(pattern, quiet)
+        except PortLost:
+            raise
         except ATError:
             return
-        raise StepFailure(step, f"no URC matching {pattern!r} for {step.spec['within']} s",
-                          repr(urc.text))
+        raise Miss(step, f"no URC matching {pattern!r} for {step.spec['within']} s", repr(urc.text))
 
-    def _packet(self, step: Step, variables: dict[str, Any], cursor: int) -> int:
-        spec = step.spec["packet"]
+    # packets ------------------------------------------------------------------------------
+    def _packet(self, step: Step, run: VectorRun, cursor: int) -> int:
+        spec, variables = step.spec["packet"], run.variables
         within = spec.get("within", DEFAULT_PACKET_WITHIN)
         deadline = time.monotonic() + self.clock.deadline(within)
         while True:
             datagram = self.network.wait_for(cursor, max(0.0, deadline - time.monotonic()))
             if datagram is None:
-                raise StepFailure(step, f"datagram #{cursor} ({spec['dir']}) within {within} s",
-                                  "nothing more on the wire")
+                raise Miss(step, f"datagram #{cursor} ({spec['dir']}) within {within} s",
+                           "nothing more on the wire")
             cursor += 1
             if not self._ours(datagram):
                 continue   # another module on the same reference server (one per model)
@@ -202,15 +400,28 @@ class Runner:
             problems = packets.mismatches(spec, datagram.direction, packet, variables,
                                           getattr(datagram, "fault", None))
             if problems and self._latency_repeat(datagram):
-                self.last_run.latency_repeats.append(datagram.seq)
+                run.latency_repeats.append(datagram.seq)
                 continue
             break
-        if problems:
-            shown = packet.summary() if packet else datagram.raw.hex()
-            raise StepFailure(step, "; ".join(problems), f"#{datagram.seq} {datagram.direction} {shown}")
         fields = packets.saved_fields(packet) if packet is not None else {}
         for field_name, variable in spec.get("save", {}).items():
-            variables[variable] = fields[field_name]
+            if field_name in fields:
+                variables[variable] = fields[field_name]
+        shown = f"#{datagram.seq} {datagram.direction} " + (packet.summary() if packet
+                                                             else datagram.raw.hex())
+        if problems:
+            miss = Miss(step, "; ".join(problems), shown)
+            miss.cursor = datagram.seq + 1   # type: ignore[attr-defined]  # consumed either way
+            raise miss
+        tightened = self._tightened(step, run)
+        if tightened is not None:
+            tight_spec, decision = tightened
+            problems = packets.mismatches(tight_spec["packet"], datagram.direction, packet,
+                                          variables, getattr(datagram, "fault", None))
+            if problems:
+                miss = Miss(step, "; ".join(problems), shown, decision)
+                miss.cursor = datagram.seq + 1   # type: ignore[attr-defined]
+                raise miss
         return datagram.seq + 1
 
     def _latency_repeat(self, datagram: Any) -> bool:
@@ -229,11 +440,11 @@ class Runner:
                    if earlier.seq < datagram.seq)
 
     def _ours(self, datagram: Any) -> bool:
-        """On the emulator every module has its own address; on a bench module_host is
-        empty (NAT may rewrite it) and every datagram counts."""
-        return not self.module_host or datagram.peer[0] == self.module_host
+        """On the emulator every module has its own address; on a bench the module's
+        address may be unknown or NAT-rewritten, and every datagram counts."""
+        return not self.module_host or self.clock.scale >= 1 or datagram.peer[0] == self.module_host
 
-    def _inject(self, step: Step, variables: dict[str, Any], cursor: int) -> None:
+    def _inject(self, step: Step, variables: dict[str, Any]) -> None:
         """The network sends a datagram to the module (captured like every other)."""
         spec = step.spec["inject"]
         raw = packets.build(spec, variables)
@@ -244,8 +455,8 @@ class Runner:
             uplinks = [d for d in self.network.datagrams(self._vector_mark)
                        if d.direction == "uplink" and self._ours(d)]
             if not uplinks:
-                raise StepFailure(step, "an earlier uplink datagram to answer (or a 'to' address)",
-                                  "no datagram from the module yet")
+                raise Miss(step, "an earlier uplink datagram to answer (or a 'to' address)",
+                           "no datagram from the module yet")
             to = tuple(uplinks[-1].peer)
         self.network.inject(raw, to)
 
@@ -269,7 +480,27 @@ class Runner:
         problem = judge.judge(spec, [d for d in self.network.datagrams(self._vector_mark)
                                      if self._ours(d)], self.clock.scale)
         if problem:
-            raise StepFailure(step, judge.describe(spec), problem)
+            raise Miss(step, judge.describe(spec), problem)
+
+    # the module's state ---------------------------------------------------------------------
+    def _attached(self, step: Step) -> None:
+        within = (step.spec["attached"] or {}).get("within", DEFAULT_ATTACH_WITHIN)
+        if self.control is None:
+            raise Miss(step, "a harness that can wait for registration", "none given")
+        try:
+            self.control.wait_attached(within)
+        except ATError as exc:
+            raise Miss(step, f"the module attached within {within} s",
+                       str(exc).split("\n--- AT")[0]) from exc
+
+    def _reboot(self, step: Step) -> None:
+        if self.control is None:
+            raise Miss(step, "a harness that can reboot the module", "none given")
+        try:
+            self.control.reboot((step.spec["reboot"] or {}).get("within"))
+        except ATError as exc:
+            raise Miss(step, "the module to reboot and attach again",
+                       str(exc).split("\n--- AT")[0]) from exc
 
     # -- reporting --------------------------------------------------------------------
     def timeline(self, run: VectorRun) -> str:
@@ -280,18 +511,77 @@ class Runner:
         return timeline.packet_table(self.network.datagrams(run.capture_mark), run.origin)
 
     def report(self, run: VectorRun) -> str:
-        vector, failure = run.vector, run.failure
-        lines = [f"vector {vector.id} on {run.model}: {vector.citation} not met",
-                 f"  defined at {vector.where}" + (f" — {vector.title}" if vector.title else "")]
-        if vector.decision:
-            lines.append(f"  follows project decision: {vector.decision}")
-        if failure is not None:
-            lines += [f"  failed at {failure.step.describe()} (line {failure.step.line})",
-                      f"    expected: {failure.expected}",
-                      f"    actual:   {failure.actual}"]
-        if run.latency_repeats:
-            lines.append(f"  repeats tolerated in scaled time (see Runner._latency_repeat): "
-                         f"{', '.join(f'#{n}' for n in run.latency_repeats)}")
-        lines += ["", "timeline (AT lines and datagrams, seconds since vector start):",
-                  self.timeline(run)]
-        return "\n".join(lines)
+        return report(run, self.timeline(run))
+
+
+def report(run: VectorRun, timeline_text: str) -> str:
+    """The whole human-readable verdict of a run: what was expected, what came, why it
+    matters (the note's words or the decision), and the interleaved timeline."""
+    vector, failure = run.vector, run.failure
+    if failure is not None:
+        head = f"vector {vector.id} on {run.model}: {vector.citation} not met"
+    else:
+        ids = ", ".join(dict.fromkeys(m.decision.id for m in run.deviations if m.decision))
+        head = (f"vector {vector.id} on {run.model}: deviates from the suite's assumption "
+                f"({ids}); not a conformance failure")
+    lines = [head, f"  defined at {vector.where}" + (f" — {vector.title}" if vector.title else "")]
+    if failure is not None:
+        source = failure.step.cite or (f'{vector.citation}: "{vector.quote}"' if vector.quote
+                                       else vector.citation)
+        lines += [f"  failed at {failure.step.describe()} (line {failure.step.line})",
+                  f"    expected: {failure.expected}",
+                  f"    actual:   {failure.actual}",
+                  f"    normative: {source}"]
+    if run.deviations:
+        lines.append("  deviations from the suite's decisions (not conformance failures):")
+        for miss in run.deviations:
+            lines += [f"    {miss.step.describe()} (line {miss.step.line})",
+                      f"      expected: {miss.expected}",
+                      f"      actual:   {miss.actual}"]
+        for decision in dict.fromkeys(m.decision for m in run.deviations if m.decision):
+            lines.append(f"    {decision.describe()}")
+    if run.latency_repeats:
+        lines.append(f"  repeats tolerated in scaled time (see Runner._latency_repeat): "
+                     f"{', '.join(f'#{n}' for n in run.latency_repeats)}")
+    lines += ["", "timeline (AT lines and datagrams, seconds since vector start):", timeline_text]
+    return "\n".join(lines)
+
+
+def _final_matches(alternative: str, final: str) -> bool:
+    if alternative == ANY_ERROR:
+        return is_error(final)
+    return canonical_line(alternative) == canonical_line(final)
+
+
+def _urc_data_problem(spec: Mapping[str, Any], urc: Urc,
+                      variables: Mapping[str, Any]) -> tuple[str, str] | None:
+    if "data" in spec:
+        want = expand(spec["data"], variables).encode("latin-1")
+    elif "data_hex" in spec:
+        want = bytes.fromhex(expand(spec["data_hex"], variables))
+    else:
+        return None
+    if urc.data != want:
+        return f"URC data {want!r}", repr(urc.data)
+    return None
+
+
+def _texts(vector: Vector) -> list[str]:
+    """Every string of the vector's steps and case values (for placeholder checks)."""
+    out: list[str] = [v for v in vector.variables.values() if isinstance(v, str)]
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                collect(v)
+        elif isinstance(value, list):
+            for v in value:
+                collect(v)
+
+    for step in vector.all_steps():
+        collect(dict(step.spec))
+        if step.decision is not None:
+            collect(dict(step.decision.fields))
+    return out

@@ -12,6 +12,8 @@ the interleaved AT/datagram timeline.
   same ACK/RST, byte for byte (that the TE hears it once is a ``no_urc`` step).
 * ``distinct_mids`` — §4.4: consecutive new CONs (not retransmissions) carry
   different message ids.
+* ``randomised_timeout`` — §4.2: the initial timeout is random in
+  [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR] (statistical: a decision).
 """
 from __future__ import annotations
 
@@ -160,4 +162,58 @@ class DistinctMids(Verdict):
         return None if not problems else "; ".join(problems) + f" (mids in order: {mids})"
 
 
-VERDICTS = {"retransmissions": Retransmissions(), "dedup": Dedup(), "distinct_mids": DistinctMids()}
+class RandomisedTimeout(Verdict):
+    """RFC 7252 §4.2: "the initial timeout is set to a random duration ... between
+    ACK_TIMEOUT and (ACK_TIMEOUT * ACK_RANDOM_FACTOR)". Over several CONs the first
+    retransmission gaps all lie in that window and are not all the same. Statistical
+    (a module could draw equal values by chance), so vectors mark it as a decision."""
+
+    @staticmethod
+    def params(spec: Mapping[str, Any]) -> tuple[float, int, float, float, str]:
+        return (float(spec.get("timeout", 2)), int(spec.get("min", 5)),
+                float(spec.get("spread", 0.05)), float(spec.get("tolerance", 0.25)),
+                spec.get("dir", "uplink"))
+
+    def describe(self, spec: Mapping[str, Any]) -> str:
+        timeout, count, spread, tol, _ = self.params(spec)
+        return (f"the first retransmission gaps of {count} CONs inside [{timeout:g}, "
+                f"{timeout * 1.5:g}] s ±{tol:.0%} and spread over at least {spread:g} s "
+                f"(RFC 7252 §4.2: the initial timeout is random)")
+
+    def within(self, spec: Mapping[str, Any]) -> float:
+        return spec.get("within", 60)
+
+    def _first_gaps(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> list[tuple[int, float, Any]]:
+        *_, direction = self.params(spec)
+        by_mid: dict[int, list[Any]] = {}
+        for d in _of(datagrams, direction, (CON,)):
+            by_mid.setdefault(d.packet().mid, []).append(d)
+        return [(mid, sent[1].mono - sent[0].mono, sent[0])
+                for mid, sent in by_mid.items() if len(sent) >= 2]
+
+    def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
+        return len(self._first_gaps(spec, datagrams)) >= self.params(spec)[1]
+
+    def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
+        timeout, count, spread, tol, _ = self.params(spec)
+        gaps = [(mid, real / scale) for mid, real, _ in self._first_gaps(spec, datagrams)]
+        eps = JITTER_REAL / scale
+        low, high = timeout * (1 - tol) - eps, timeout * 1.5 * (1 + tol) + eps
+        problems = []
+        if len(gaps) < count:
+            problems.append(f"only {len(gaps)} CON(s) with a retransmission (wanted {count})")
+        outside = [f"mid {mid}: {gap:.3f} s" for mid, gap in gaps if not low <= gap <= high]
+        if outside:
+            problems.append(f"outside [{low:.3f}, {high:.3f}] s: {', '.join(outside)}")
+        values = [gap for _, gap in gaps]
+        if len(values) >= 2 and max(values) - min(values) < spread:
+            problems.append(f"spread {max(values) - min(values):.3f} s < {spread:g} s: the "
+                            f"initial timeout looks fixed")
+        if not problems:
+            return None
+        return "; ".join(problems) + " (first gaps: " + ", ".join(
+            f"mid {mid} {gap:.3f} s" for mid, gap in gaps) + ")"
+
+
+VERDICTS = {"retransmissions": Retransmissions(), "dedup": Dedup(), "distinct_mids": DistinctMids(),
+            "randomised_timeout": RandomisedTimeout()}
