@@ -313,6 +313,11 @@ class ATChannel:
             self.transcript.add("rx", "note", f"{len(leftover)} byte(s) without a line end: "
                                               f"{leftover.hex(' ')}")
 
+    def wait_port(self, timeout: float) -> bool:
+        """True once the port is usable (at once if it was never lost), False after
+        ``timeout`` seconds without it coming back."""
+        return self.lost is None or self._port_back.wait(timeout)
+
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (for tests of the module's input handling)."""
         self.transcript.add("tx", "data", printable(data))
@@ -367,6 +372,9 @@ class ATChannel:
                     if match:
                         self._consumed.add(index)
                         return urc, match
+                if self.lost is not None:
+                    raise PortLost(f"{self.name}: port lost while waiting for a URC matching "
+                                   f"{regex.pattern!r}: {self.lost.args[0]}", self.transcript.render())
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = [u.text for i, u in enumerate(self._urcs) if i not in self._consumed]
@@ -401,13 +409,15 @@ class ATChannel:
         """The port failed: fail the pending command, then try to open it again for
         ``reopen_within`` seconds. True when it is back (go on reading)."""
         reason = str(exc) or type(exc).__name__
+        self._port_back.clear()
         self.lost = PortLost(reason)
         self.losses += 1
         self.transcript.add("rx", "note", f"port lost: {reason}")
-        with self._lock:
+        with self._urc_cond:
             pending, self._pending = self._pending, None
             self._buf.clear()
             self._raw_urc = None
+            self._urc_cond.notify_all()           # a URC wait ends with PortLost
         if pending is not None:
             pending.events.put(_Event("lost", reason, time.monotonic()))
         try:
@@ -426,6 +436,7 @@ class ATChannel:
             self.lost = None
             self.data_mode_suspected = False
             self.transcript.add("rx", "note", "port reopened")
+            self._port_back.set()
             return True
         self.transcript.add("rx", "note", f"port did not come back within {self.reopen_within:g}s")
         return False

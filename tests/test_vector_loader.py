@@ -81,6 +81,17 @@ BROKEN = [
     ("distinct_mids min", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- distinct_mids: {min: 1}"), 7, "vectors[0].steps[0].distinct_mids.min", "less than the minimum"),
     ("distinct_mids type enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- distinct_mids: {type: ACK}"), 7, "vectors[0].steps[0].distinct_mids.type", "is not one of"),
     ("verdict with a step field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {dedup: {mid: 1}, within: 3}"), 7, "vectors[0].steps[0].within", "not allowed in a 'dedup' step"),
+    # normative vs decision, alternatives, negative cases (suites/README.md)
+    ("duplicate key", GOOD.replace("    steps:", "    title: a\n    title: b\n    steps:"), 7, "vectors[0].title", "duplicate key"),
+    ("unknown decision", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, decision: bc28.nothing}"), 7, "vectors[0].steps[0].decision", "unknown decision 'bc28.nothing'"),
+    ("decision id pattern", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, decision: Nothing}"), 7, "vectors[0].steps[0].decision", "is not valid under any"),
+    ("expect list empty", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, expect: []}"), 7, "vectors[0].steps[0].expect", "is not valid under any"),
+    ("then key not an alternative", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, expect: [OK, ERROR], then: {error: [{send: AT}]}}"), 7, "vectors[0].steps[0].then.error", "not one of this step's expect alternatives"),
+    ("control of another command", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: 'AT+QCOAPCREATE=0', expect: error, control: 'AT+QCOAPDEL'}"), 7, "step 1: control", "the control runs +QCOAPDEL"),
+    ("control changes two parameters", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: 'AT+QCOAPHEAD=6,70000', expect: error, control: 'AT+QCOAPHEAD=3,1'}"), 7, "step 1: control", "differs in parameters [1, 2]"),
+    ("control equal to the negative line", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: 'AT+QCOAPHEAD=6', expect: error, control: 'AT+QCOAPHEAD=6'}"), 7, "step 1: control", "same line"),
+    ("case value with a case placeholder", GOOD.replace("  - id: v1", "  - id: v1\n    cases: [{id: a, x: '{y}', y: 1}]"), 6, "vectors[0].cases[0].x", "{y} in a case value"),
+    ("decision tightening a no_urc", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {no_urc: x, within: 1, decision: {id: bc28.x, within: 2}}"), 7, "vectors[0].steps[0].decision", "unknown decision"),
 ]
 
 
@@ -155,3 +166,80 @@ def test_a_broken_file_fails_its_own_item_only(pytester, pytestconfig):
     out = result.stdout.str()
     assert "test_vector[load-error/bad.yaml]" in out
     assert "test_vector[BC28/v1]" in out and "test_vector[BC35-G/v1]" in out
+
+
+REGISTRY = """\
+schema: 1
+manual: bc28
+decisions:
+  - id: bc28.head-msgid
+    section: "2.4"
+    note: '"Configure message ID"'
+    question: Once or counting on?
+    readings: {count-on: later messages count on, once: one message only}
+    suite: count-on
+"""
+
+
+def test_decisions_are_resolved_from_the_registry(tmp_path):
+    (tmp_path / "decisions").mkdir()
+    write(tmp_path / "decisions", REGISTRY, "bc28.yaml")
+    write(tmp_path, GOOD.replace("- send: AT+QCOAPCREATE=56830", """\
+- send: AT+QCOAPHEAD=6
+        expect: error
+        decision: {id: bc28.head-msgid, expect: "+CME ERROR: 50"}
+        control: AT+QCOAPHEAD=1"""))
+    (vector_file,) = load_tree(tmp_path)
+    assert vector_file.error is None, vector_file.error
+    (vector,) = vector_file.vectors
+    step = vector.steps[0]
+    assert step.decision.id == "bc28.head-msgid" and step.decision.fields == {"expect": "+CME ERROR: 50"}
+    assert step.normative and vector.decisions["bc28.head-msgid"].suite == "count-on"
+    assert "The suite assumes 'count-on'" in vector.decisions["bc28.head-msgid"].describe()
+
+
+@pytest.mark.parametrize("change, field, words", [
+    (("suite: count-on", "suite: twice"), "decisions[0].suite", "'twice' is not one of its readings"),
+    (("id: bc28.head-msgid", "id: bg95.head-msgid"), "decisions[0].id", "starts with 'bc28.'"),
+    (("    section: \"2.4\"\n", ""), "decisions[0]", "'section' is a required property"),
+])
+def test_a_bad_registry_is_an_error_with_file_and_field(tmp_path, change, field, words):
+    (tmp_path / "decisions").mkdir()
+    write(tmp_path / "decisions", REGISTRY.replace(*change), "bc28.yaml")
+    write(tmp_path, GOOD)
+    registry_file, vector_file = load_tree(tmp_path)
+    assert registry_file.path.name == "bc28.yaml" and isinstance(registry_file.error, VectorLoadError)
+    assert registry_file.error.field == field and words in str(registry_file.error)
+    assert vector_file.error is None
+
+
+def test_a_missing_suites_folder_is_an_error_naming_it(tmp_path):
+    (entry,) = load_tree(tmp_path / "nowhere")
+    assert isinstance(entry.error, VectorLoadError) and "no such suites folder" in str(entry.error)
+    assert str(tmp_path / "nowhere") in str(entry.error)
+
+
+def test_a_file_that_is_not_utf8_names_itself_and_the_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD.replace("title", "titl\xe9").encode("utf-8").replace(b"v1", b"v\xe91"))
+    good = write(tmp_path, GOOD.replace("id: v1", "id: v2"), "good.yaml")
+    files = {f.path.name: f for f in load_tree(tmp_path)}
+    assert files["good.yaml"].error is None and good.exists()
+    error = files["latin1.yaml"].error
+    assert isinstance(error, VectorLoadError) and error.line == 5 and "not UTF-8" in str(error)
+
+
+@pytest.mark.parametrize("negative, control, ok", [
+    ("AT+QCOAPHEAD=6", "AT+QCOAPHEAD=1", True),
+    ('AT+QCOAPOPEN=6,"h",5683', 'AT+QCOAPOPEN=0,"h",5683', True),
+    ('AT+QCOAPOPEN=0,"h",5683,1', 'AT+QCOAPOPEN=0,"h",5683', True),     # one parameter too many
+    ('AT+QCOAPOPEN=0,"h"', 'AT+QCOAPOPEN=0,"h",5683', True),            # one missing
+    ("AT+QCOAPHEAD?", "AT+QCOAPHEAD=1", True),                          # the form under test
+    ('AT+QCOAPOPEN=6,"h",0', 'AT+QCOAPOPEN=0,"h",5683', False),
+    ("AT+QCOAPHEAD=6", "AT+QCOAPDEL", False),
+    ("AT+QCOAPHEAD=6;+QCOAPDEL", "AT+QCOAPHEAD=1", False),
+    ('AT+QCOAPOPTION=1,11,"a,b"', 'AT+QCOAPOPTION=1,11,"a"', True),     # commas inside quotes
+])
+def test_a_control_differs_in_exactly_one_place(negative, control, ok):
+    from conformance.vectors.loader import control_difference
+    assert (control_difference(negative, control) is None) == ok
