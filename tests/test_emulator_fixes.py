@@ -19,7 +19,8 @@ def test_stray_esc_or_ctrl_z_outside_data_mode_is_discarded(emulator, model, str
     ch.send_raw(stray)
     assert ch.command("AT").ok
     ch.send_raw(b"AT" + stray + b"I\r")                 # inside a line too: "ATI"
-    ch.wait_urc("OK", timeout=5)                       # sent raw, so its lines are strays
+    ch.wait_urc("ATI", timeout=5)                      # sent raw: its lines are unsolicited
+    ch.wait_urc(r"Revision: .*", timeout=5)
     assert ch.command("AT+CGMM").info == [model]
 
 
