@@ -146,7 +146,11 @@ class KnownState:
     def transition(self, vector: Vector | None = None) -> None:
         """Bring the module to the known state for ``vector`` (``None``: any vector)."""
         if self.state is State.BROKEN:
-            raise ModuleBroken(f"module broken earlier: {self.broken_reason}")
+            raise ModuleBroken(self.broken_reason)
+        if not self.channel.wait_port(self.channel.reopen_within):
+            self.state = State.BROKEN
+            self.broken_reason = f"the serial port is gone ({self.channel.lost})"
+            raise ModuleBroken(self.broken_reason)
         self._account_for_last_vector()
         wanted = needs(vector, self.profile.dialect) if vector is not None else set()
         must_reboot = (self.state is State.UNKNOWN or (vector is not None and vector.fresh_boot)
@@ -235,7 +239,7 @@ class KnownState:
     def _reboot_once(self, within: float | None = None) -> None:
         channel, prof, clock = self.channel, self.profile, self.clock
         boot = within or prof.boot_seconds
-        sync(channel, clock)
+        sync(channel, clock, attempts=2)
         sent = time.monotonic()
         reply = channel.command(prof.reboot, timeout=clock.deadline(boot))
         if not reply.ok:
