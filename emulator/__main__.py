@@ -1,4 +1,9 @@
-"""``python -m emulator --model MODEL --link PATH [--time-scale X] [--address IP]``."""
+"""``python -m emulator --model MODEL --link PATH [--time-scale X] [--address IP]``.
+
+The conforming-module options (``--urc-delay``, ``--reading ID=VALUE``,
+``--personality random:SEED``, ...) are defined in ``emulator/personality.py``;
+``--list-readings`` prints the readings table and exits.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +12,8 @@ import logging
 import signal
 import sys
 
+from emulator import personality as pers
+from emulator import readings
 from emulator.at_engine import AtEngine
 from emulator.clock import ScaledClock
 from emulator.modem import Modem
@@ -16,17 +23,24 @@ from emulator.pty_port import PtyPort
 log = logging.getLogger("emulator")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Profile]:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Profile | None]:
+    """Parsed arguments and the model's profile (None with --list-readings)."""
     parser = argparse.ArgumentParser(prog="python -m emulator",
                                      description="Emulated Quectel module on a pty.")
-    parser.add_argument("--model", required=True, help="one of: " + ", ".join(known_models()))
-    parser.add_argument("--link", required=True, help="symlink to create for the serial port")
+    parser.add_argument("--model", help="one of: " + ", ".join(known_models()))
+    parser.add_argument("--link", help="symlink to create for the serial port")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="real seconds per module second (0.01 = 100x faster)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="the module's own IP; every UDP socket binds to it")
     parser.add_argument("--log-level", default="INFO")
+    pers.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.list_readings:
+        return args, None
+    for name in ("model", "link"):
+        if getattr(args, name) is None:
+            parser.error(f"the following arguments are required: --{name}")
     try:
         profile = get_profile(args.model)
     except KeyError as exc:
@@ -42,11 +56,17 @@ async def serve(args: argparse.Namespace, profile: Profile) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     clock = ScaledClock(args.time_scale)
+    personality = pers.from_args(args, profile.dialect)
+    log.info("%s", personality.describe())
+    for rid in pers.ignored_readings(args, profile.dialect):
+        log.info("reading %s does not apply to %s (%s dialect): ignored", rid, profile.model,
+                 profile.dialect)
     port = PtyPort(args.link)
-    engine = AtEngine(port.write, clock)
-    modem = Modem(profile, engine, clock, args.address)
+    engine = AtEngine(port.write, clock, personality)
+    modem = Modem(profile, engine, clock, args.address, personality)
     port.start(engine.feed)
     runner = loop.create_task(engine.run())
+    modem.power_on()
     log.info("%s (%s dialect) ready on %s, address %s, time scale %g", profile.model,
              profile.dialect, args.link, args.address, args.time_scale)
     try:
@@ -62,6 +82,9 @@ async def serve(args: argparse.Namespace, profile: Profile) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args, profile = parse_args(argv)
+    if profile is None:
+        print(readings.listing())
+        return 0
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return asyncio.run(serve(args, profile))

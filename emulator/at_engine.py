@@ -7,10 +7,19 @@ so anything a handler schedules (a URC task) always lands after that ``OK``.
 
 All text is latin-1: one character per byte, so payload bytes pass through a
 line unchanged in both directions.
+
+Realism (``emulator/personality.py``, all off by default) lives here because
+it is about the serial line, not CoAP: ``urc_delay`` makes every URC leave
+late (the state behind it changed on time), ``urc_interleave`` holds a URC
+that falls due while idle until the next command's echo, and ``slow`` delays
+every final result. One rule holds throughout: a URC that falls due while a
+command is being processed (data prompt included) goes out after its final
+result, unless the handler marks it ``immediate``.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import re
@@ -18,12 +27,18 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Sequence
 
 from emulator.clock import ScaledClock
+from emulator.personality import Personality
 
 log = logging.getLogger(__name__)
 
 CR, LF, BS, CTRL_Z, ESC = 0x0D, 0x0A, 0x08, 0x1A, 0x1B
 MAX_LINE = 4096
 ENCODING = "latin-1"
+# BC28 §2.x / BG95 §3.3.x "Maximum Response Time 300ms": the scale of --slow.
+MAX_RESPONSE_SECONDS = 0.3
+# --urc-interleave: how long an idle-time URC waits for a command line.
+INTERLEAVE_HOLD_SECONDS = 2.0
+_EPSILON = 1e-6  # module seconds: timers may fire a hair early
 
 
 class AtError(Exception):
@@ -43,6 +58,7 @@ CME_NOT_ALLOWED = 3
 CME_NOT_SUPPORTED = 4
 CME_NO_NETWORK = 30
 CME_BAD_PARAM = 50
+CME_ABORTED = 52        # "Command aborted by user" (BC28 note Table 3)
 
 
 class Form(enum.Enum):
@@ -255,17 +271,28 @@ class _Entry:
 class AtEngine:
     """Reads command lines from the TE, runs handlers, frames responses and URCs."""
 
-    def __init__(self, write: Callable[[bytes], None], clock: ScaledClock) -> None:
+    def __init__(self, write: Callable[[bytes], None], clock: ScaledClock,
+                 personality: Personality | None = None) -> None:
         self._write = write
         self.clock = clock
+        self.personality = personality or Personality()
+        self._rng = self.personality.rng("engine")
         self._commands: dict[str, _Entry] = {}
         self._inbuf = bytearray()
         self._input = asyncio.Event()
-        self._urcs: list[bytes] = []
+        self._urcs: list[bytes] = []          # due while busy: out after the final result
+        self._delayed: collections.deque[tuple[float, bytes, bool]] = collections.deque()
+        self._delay_timer: asyncio.TimerHandle | None = None
+        self._last_due = 0.0
+        self._held: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._busy = False
         self.offline = False
         self.echo = True
         self.cmee = 0
+        # "+NAME: value" (TS 27.007) or "+NAME:value"; a dialect's reading sets it
+        # once (bc28.colon-space, BC28 §1.3); it applies to every line printed.
+        self.colon_space = True
         self._register_builtins()
 
     # -- registration ----------------------------------------------------------------
@@ -298,14 +325,30 @@ class AtEngine:
         self.cmee = 0
         self._inbuf.clear()
         self._urcs.clear()
+        self._delayed.clear()
+        self._held.clear()
+        self._last_due = 0.0
+        for timer in (self._delay_timer, self._hold_timer):
+            if timer is not None:
+                timer.cancel()
+        self._delay_timer = self._hold_timer = None
 
     # -- output ------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
         self._write(data)
 
+    def _style(self, line: str) -> str:
+        """``+NAME: x`` -> ``+NAME:x`` when the model prints no space (bc28.colon-space)."""
+        if self.colon_space or not line.startswith("+"):
+            return line
+        return re.sub(r"^(\+[^:]*): ", r"\1:", line, count=1)
+
+    def _frame(self, line: str) -> bytes:
+        return b"\r\n" + self._style(line).encode(ENCODING, "replace") + b"\r\n"
+
     def info(self, line: str) -> None:
         """An information response line, written now (BC28 §1.3 framing)."""
-        self._send(b"\r\n" + line.encode(ENCODING, "replace") + b"\r\n")
+        self._send(self._frame(line))
 
     def urc(self, line: str, payload: bytes | None = None, immediate: bool = False) -> None:
         """An unsolicited result code; ``payload`` goes raw on the next line.
@@ -313,17 +356,76 @@ class AtEngine:
         While a command line or a data prompt is being processed the URC is
         queued and flushed right after the final result, unless ``immediate``
         (used by handlers that report progress while they wait, e.g. AT+CGATT=1).
+        With --urc-delay the line is due later (never before an earlier URC);
+        that rule applies when it falls due.
         """
         if self.offline:
             log.debug("offline, dropping URC %s", line)
             return
-        data = b"\r\n" + line.encode(ENCODING, "replace") + b"\r\n"
+        data = self._frame(line)
         if payload is not None:
             data += payload + b"\r\n"
-        if self._busy and not immediate:
+        if self.personality.urc_delay > 0:
+            self._delay(data, immediate)
+        else:
+            self._release(data, immediate)
+
+    def _release(self, data: bytes, immediate: bool) -> None:
+        """A URC falls due: now, after the final result, or held for the next command."""
+        if self.offline:
+            return
+        if immediate:
+            self._send(data)
+        elif self._busy:
             self._urcs.append(data)
+        elif self.personality.urc_interleave:
+            self._held.append((self.clock.now() + INTERLEAVE_HOLD_SECONDS, data))
+            if self._hold_timer is None:
+                self._arm_hold()
         else:
             self._send(data)
+
+    # --urc-delay: a queue ordered by due time (each due >= the one before).
+    def _delay(self, data: bytes, immediate: bool) -> None:
+        late = self._rng.uniform(0.0, self.personality.urc_delay)
+        due = max(self.clock.now() + late, self._last_due)
+        self._last_due = due
+        self._delayed.append((due, data, immediate))
+        if self._delay_timer is None:
+            self._arm_delay()
+
+    def _arm_delay(self) -> None:
+        self._delay_timer = self.clock.call_later(self._delayed[0][0] - self.clock.now(),
+                                                  self._delay_expired)
+
+    def _delay_expired(self) -> None:
+        self._delay_timer = None
+        now = self.clock.now()
+        while self._delayed and self._delayed[0][0] <= now + _EPSILON:
+            _, data, immediate = self._delayed.popleft()
+            self._release(data, immediate)
+        if self._delayed:
+            self._arm_delay()
+
+    # --urc-interleave: held URCs go out after the next echo, or after 2 s anyway.
+    def _arm_hold(self) -> None:
+        self._hold_timer = self.clock.call_later(self._held[0][0] - self.clock.now(),
+                                                 self._hold_expired)
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        now = self.clock.now()
+        while self._held and self._held[0][0] <= now + _EPSILON:
+            self._send(self._held.popleft()[1])
+        if self._held:
+            self._arm_hold()
+
+    def _flush_held(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        while self._held:
+            self._send(self._held.popleft()[1])
 
     def _final(self, error: AtError | None) -> None:
         if error is None:
@@ -332,7 +434,14 @@ class AtEngine:
             text = f"+CME ERROR: {error.code}"
         else:
             text = "ERROR"
-        self._send(b"\r\n" + text.encode() + b"\r\n")
+        self._send(self._frame(text))
+
+    async def _slow(self) -> None:
+        """--slow F: the final result leaves 0..F x 300 ms late (the command is still
+        being processed meanwhile, so URCs wait for it; its effects already happened)."""
+        if self.personality.slow > 0:
+            await self.clock.sleep(self._rng.uniform(0.0, self.personality.slow
+                                                     * MAX_RESPONSE_SECONDS))
 
     # -- input -------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -394,9 +503,11 @@ class AtEngine:
             self._send(text.encode(ENCODING) + b"\r")
         log.info("<- %s", text)
         self._busy = True
+        self._flush_held()  # --urc-interleave: between the echo and the result
         try:
             error = await self._execute(text)
-            self._final(error)  # synchronously after the last handler returned
+            await self._slow()
+            self._final(error)  # synchronously after the last handler (and --slow)
         finally:
             self._busy = False
             urcs, self._urcs = self._urcs, []

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import random
+import socket
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,12 +24,17 @@ log = logging.getLogger(__name__)
 
 Remote = tuple[str, int]
 
+# Linux: an unconnected UDP socket hears ICMP errors only with IP_RECVERR set;
+# each one is then read from the socket's error queue with its destination.
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+
 
 class Outcome(enum.Enum):
     ACKED = "acked"
     RESET = "reset"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    UNREACHABLE = "unreachable"   # ICMP error for the peer (only with icmp_errors)
 
 
 @dataclass
@@ -91,10 +97,11 @@ class _Request:
 
 class CoapEndpoint(asyncio.DatagramProtocol):
     def __init__(self, clock: ScaledClock, on_packet: PacketHandler,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, icmp_errors: bool = False) -> None:
         self.clock = clock
         self.on_packet = on_packet
         self.rng = rng or random.Random()
+        self.icmp_errors = icmp_errors
         self.transport: asyncio.DatagramTransport | None = None
         self._pending: dict[tuple[Remote, int], _Pending] = {}
         self._seen: dict[tuple[Remote, int], _Seen] = {}
@@ -106,11 +113,17 @@ class CoapEndpoint(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(cls, clock: ScaledClock, address: str, port: int,
-                   on_packet: PacketHandler) -> "CoapEndpoint":
-        """Bind (address, port); port 0 = ephemeral. Raises OSError when the bind fails."""
+                   on_packet: PacketHandler, icmp_errors: bool = False) -> "CoapEndpoint":
+        """Bind (address, port); port 0 = ephemeral. Raises OSError when the bind fails.
+
+        ``icmp_errors``: an ICMP error (port unreachable...) for a peer ends its
+        outstanding CONs at once with Outcome.UNREACHABLE; otherwise ICMP is ignored."""
         loop = asyncio.get_running_loop()
-        endpoint = cls(clock, on_packet)
-        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=(address, port))
+        endpoint = cls(clock, on_packet, icmp_errors=icmp_errors)
+        transport, _ = await loop.create_datagram_endpoint(lambda: endpoint,
+                                                           local_addr=(address, port))
+        if icmp_errors:
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         log.info("CoAP endpoint bound to %s:%d", *endpoint.sockname)
         return endpoint
 
@@ -125,6 +138,38 @@ class CoapEndpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.info("UDP error (e.g. ICMP port unreachable): %s", exc)
+        if not self.icmp_errors or self.transport is None:
+            return
+        for remote in self._drain_error_queue():
+            for key in [k for k in self._pending if k[0] == remote]:
+                pending = self._pending.pop(key)
+                if pending.handle:
+                    pending.handle.cancel()
+                log.info("mid %d: %s:%d unreachable, no more retransmissions",
+                         pending.packet.mid, *remote)
+                self._finish(pending, Delivery(Outcome.UNREACHABLE, None, remote))
+
+    def _drain_error_queue(self) -> list[Remote]:
+        """Destinations of the ICMP errors queued on the socket (IP_RECVERR)."""
+        assert self.transport is not None
+        fd = self.transport.get_extra_info("socket").fileno()
+        sock = socket.socket(fileno=fd)
+        remotes: list[Remote] = []
+        try:
+            while True:
+                try:
+                    _, _, _, addr = sock.recvmsg(512, 512,
+                                                 socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    log.debug("error queue: %s", exc)
+                    break
+                if addr:
+                    remotes.append((addr[0], addr[1]))
+        finally:
+            sock.detach()  # the transport owns the descriptor
+        return remotes
 
     def close(self, notify: bool = False) -> None:
         """Close the socket; outstanding CONs end CANCELLED.

@@ -5,6 +5,11 @@ The emulated network is always there: a powered-on module is attached
 (decision: power-on and reboot end attached, like a module with autoconnect;
 the boot time covers the attach). CGATT=1 from detached takes
 ``profile.attach_seconds`` and reports +CEREG URCs *before* its OK.
+
+Realism (off by default, ``emulator/personality.py``): ``--attach-delay S``
+keeps the module searching (<stat> 2, CGATT 0) for S module seconds after
+power-on and after every reboot, as a real network attach does;
+``--boot-urcs`` prints what real modules print once booted.
 """
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from typing import Coroutine
 
 from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, AtEngine, CmeError, Command
 from emulator.clock import ScaledClock
+from emulator.personality import Personality
 from emulator.profiles import Profile, Reboot, dialect_class
+from emulator.readings import Readings
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +29,54 @@ log = logging.getLogger(__name__)
 BC28_BOOT_LINES = ("Boot: Unsigned", "Security B.. Verified", "Protocol A.. Verified",
                    "Apps A...... Verified", "", "REBOOT_CAUSE_APPLICATION_AT", "Neul ")
 
+# --boot-urcs: what a booted module prints besides RDY/APP RDY or the banner.
+# BG95 family: the sequence BG95/BG96-family boot logs show once the (U)SIM is
+# ready (+CFUN: 1, +CPIN: READY, +QUSIM: 1, +QIND: SMS DONE). BC28: the NB note
+# prints nothing after "Neul / OK"; +CFUN: 1 and +CPIN: READY are the TS 27.007
+# unsolicited codes of a module whose radio and SIM come up (plausible, not
+# copied from a BC28 log).
+BOOT_URCS: dict[Reboot, tuple[str, ...]] = {
+    Reboot.RDY: ("+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"),
+    Reboot.NRB: ("+CFUN: 1", "+CPIN: READY"),
+}
+
 
 class Modem:
     def __init__(self, profile: Profile, engine: AtEngine, clock: ScaledClock,
-                 address: str) -> None:
+                 address: str, personality: Personality | None = None) -> None:
         self.profile = profile
         self.engine = engine
         self.clock = clock
         self.address = address
+        self.personality = personality or Personality()
         self._tasks: set[asyncio.Task] = set()
         self._attaching: asyncio.Task | None = None
         self.cfun = 1
-        self.attached = True
+        self.attached = self.personality.attach_delay <= 0
         self.cereg_n = 0
         self.dialect = dialect_class(profile.dialect)(self)
         self._register()
         self.dialect.register()
+
+    @property
+    def readings(self) -> Readings:
+        """The alternative readings this module follows (``emulator/readings.py``)."""
+        return self.personality.readings
+
+    def power_on(self) -> None:
+        """Called once the engine runs: the power-on network search (--attach-delay)."""
+        self._start_network_search()
+
+    def _booted(self) -> None:
+        """A reboot finished: boot URCs (--boot-urcs), then the network search."""
+        if self.personality.boot_urcs:
+            for line in BOOT_URCS[self.profile.reboot]:
+                self.engine.urc(line)
+        self._start_network_search()
+
+    def _start_network_search(self) -> None:
+        if self.personality.attach_delay > 0 and not self.attached and self._attaching is None:
+            self._attaching = self.spawn(self._attach(False, self.personality.attach_delay))
 
     # -- tasks -------------------------------------------------------------------------
     def spawn(self, coro: Coroutine) -> asyncio.Task:
@@ -61,7 +100,7 @@ class Modem:
         self._attaching = None
         self.engine.reset()
         self.cfun = 1
-        self.attached = True
+        self.attached = self.personality.attach_delay <= 0  # else attaches after boot
         self.cereg_n = 0
         self.dialect.reset()
 
@@ -117,9 +156,9 @@ class Modem:
             text += f',"1A2B","0C3D4E5F",{self.profile.cereg_act}'
         self.engine.urc(text, immediate=immediate)
 
-    async def _attach(self, immediate: bool) -> None:
+    async def _attach(self, immediate: bool, seconds: float | None = None) -> None:
         self._cereg_urc(2, immediate)
-        await self.clock.sleep(self.profile.attach_seconds)
+        await self.clock.sleep(self.profile.attach_seconds if seconds is None else seconds)
         self.attached = True
         self._attaching = None
         self._cereg_urc(1, immediate)
@@ -209,6 +248,7 @@ class Modem:
             await self.clock.sleep(self.profile.boot_seconds)
         finally:
             self.engine.offline = False
+        self._booted()  # its URCs are queued: they follow the OK
         return list(BC28_BOOT_LINES)
 
     async def _qrst(self, cmd: Command) -> None:
@@ -233,3 +273,4 @@ class Modem:
             self.engine.offline = False
         self.engine.urc("RDY")
         self.engine.urc("APP RDY")
+        self._booted()

@@ -16,6 +16,10 @@ class Dialect:
         self.clock = modem.clock
         self.address = modem.address
 
+    def reading(self, rid: str) -> str:
+        """Which alternative of a reading this module follows (``emulator/readings.py``)."""
+        return self.modem.readings[rid]
+
     def register(self) -> None:
         raise NotImplementedError
 

@@ -7,11 +7,13 @@ every request a ``"req"`` URC (§3) that the TE answers itself.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from coapspec import (
     CONTENT_FORMATS, OPTIONS, MessageType, OptionFormat, Packet, RFC7252, bc28_code_to_coap, dotted,
@@ -19,7 +21,8 @@ from coapspec import (
 )
 from coapspec.codec import encode_option_value, value_of
 from emulator.at_engine import (
-    CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, CmeError, Command, DataStatus,
+    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, AtError, CmeError, Command,
+    DataStatus, Handler,
 )
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
 from emulator.dialects import Dialect
@@ -32,6 +35,7 @@ MAX_OPT_VALUE = 180      # §2.5 <opt_value> 1-180 bytes
 MAX_RESOURCES_LEN = 50   # §2.3 <length> 1-50
 MAX_RSP_DATA = 512       # §3.1 <length> "The max length is 512"
 CME_UPLINK_BUSY = 159    # §4 Table 3 "Uplink busy/flow control"
+RANDOM_MIDS = range(45000, 0x10000)  # bc28.default-msgid=random draws here (see below)
 
 # Decision (§4, one place for every error code this dialect returns; all are
 # "+CME ERROR: <err>" with AT+CMEE=1/2 and plain ERROR with AT+CMEE=0, the default):
@@ -45,8 +49,12 @@ CME_UPLINK_BUSY = 159    # §4 Table 3 "Uplink busy/flow control"
 #   159 Uplink busy: a CON or NON send while the previous CON still waits for its
 #       ACK/RST (status 1), per §2.6 NOTE 2; ACK and RST (answers to the server)
 #       are never refused for this.
+#   52  Command aborted by user: ESC at the ">" prompt, only with the reading
+#       bc28.esc-result=error (the default answers OK).
 # An unknown command or a form a command does not have (AT+QCOAPDEL=?,
 # AT+QCOAPDATASTATUS=1) is plain ERROR whatever AT+CMEE says (§1.2).
+# Reading bc28.error-codes=plain: every error of the AT+QCOAP* commands is plain
+# ERROR even with AT+CMEE=1 (a firmware that reports no codes for them).
 
 
 class DataState:
@@ -66,32 +74,24 @@ class Head:
 
     Decision (§2.4, the table and the examples disagree on modes 1-3): a
     configured <msgid> (modes 3, 4, 5) is used for the next message and then
-    incremented for later ones; without one (default, modes 1, 2) the id
-    starts at a random value and increments per message. A configured token
-    (modes 2, 5) is reused on every message until changed; modes 1 and 4 draw
-    a fresh random 4-byte token per message; the default and mode 3 send no token.
+    incremented for later ones (reading bc28.head-msgid=once: used for that one
+    message only); without one (default, modes 1, 2) the module's own counter
+    gives the id: a random start, +1 per message (reading bc28.default-msgid).
+    A configured token (modes 2, 5) is reused on every message until changed;
+    modes 1 and 4 draw a fresh random token per message, 4 bytes (reading
+    bc28.random-token); the default and mode 3 send no token.
     """
 
     mode: int = 0                 # 0 = never configured (§2.4 NOTE)
-    next_mid: int = 0
+    msgid: int | None = None      # the configured <msgid> the next message takes
     token: bytes = b""
-
-    def take(self, rng: random.Random) -> tuple[int, bytes]:
-        mid = self.next_mid
-        self.next_mid = (mid + 1) & 0xFFFF
-        if self.mode in (1, 4):
-            token = rng.randbytes(4)
-        elif self.mode in (2, 5):
-            token = self.token
-        else:
-            token = b""
-        return mid, token
 
 
 @dataclass
 class Bc28State:
     endpoint: CoapEndpoint | None = None
     head: Head = field(default_factory=Head)
+    auto_mid: int = 0             # the module's own message ID counter
     options: list[tuple[int, bytes]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
     show_ra: int = 0          # §2.8, not saved: 0 after power-up
@@ -110,6 +110,11 @@ class Bc28Dialect(Dialect):
         # would take the new message for a duplicate, §4.5). The suite's fixed IDs
         # (AT+QCOAPHEAD=3/4/5) stay below 45000.
         self._mid_seq = self.rng.randrange(45000, 50000)
+        # Reading bc28.default-msgid=random: the same guarantee another way: every
+        # message draws from RANDOM_MIDS, skipping IDs used within EXCHANGE_LIFETIME
+        # (towards any server, across AT+NRB too).
+        self._recent_mids: dict[int, float] = {}
+        self._con_generation = 0  # AT+QCOAPDATASTATUS follows the newest CON
         self.state = Bc28State()
         self.reset()
 
@@ -118,22 +123,44 @@ class Bc28Dialect(Dialect):
         self._mid_seq = (self._mid_seq + 64) & 0xFFFF
         return mid
 
+    def _fresh_random_mid(self) -> int:
+        now = self.clock.now()
+        self._recent_mids = {m: t for m, t in self._recent_mids.items() if t > now}
+        mid = self.rng.choice(RANDOM_MIDS)
+        while mid in self._recent_mids and len(self._recent_mids) < len(RANDOM_MIDS):
+            mid = self.rng.choice(RANDOM_MIDS)
+        self._recent_mids[mid] = now + RFC7252.exchange_lifetime
+        return mid
+
     def reset(self) -> None:
         if self.state.endpoint is not None:
             self.state.endpoint.close()
         self.state = Bc28State()
-        self.state.head.next_mid = self.random_mid()
+        self.state.auto_mid = self.random_mid()
 
     def register(self) -> None:
-        e = self.engine
-        e.register("+QCOAPCREATE", write=self.create, test=self.create_test)
-        e.register("+QCOAPDEL", exec=self.delete)
-        e.register("+QCOAPADDRES", write=self.addres, test=self.addres_test)
-        e.register("+QCOAPHEAD", write=self.head, test=self.head_test)
-        e.register("+QCOAPOPTION", write=self.option, test=self.option_test)
-        e.register("+QCOAPSEND", write=self.send, test=self.send_test)
-        e.register("+QCOAPDATASTATUS", read=self.datastatus)
-        e.register("+QCOAPCFG", write=self.cfg, read=self.ok, test=self.ok)
+        # Reading bc28.colon-space (§1.3 prints "+CME ERROR:<err>", "+CMD1:<parameters>"):
+        # applies to every "+NAME: " line this model prints, the engine's and modem's too.
+        self.engine.colon_space = self.reading("bc28.colon-space") == "space"
+        r = self._register
+        r("+QCOAPCREATE", write=self.create, test=self.create_test)
+        r("+QCOAPDEL", exec=self.delete)
+        r("+QCOAPADDRES", write=self.addres, test=self.addres_test)
+        r("+QCOAPHEAD", write=self.head, test=self.head_test)
+        r("+QCOAPOPTION", write=self.option, test=self.option_test)
+        r("+QCOAPSEND", write=self.send, test=self.send_test)
+        r("+QCOAPDATASTATUS", read=self.datastatus)
+        r("+QCOAPCFG", write=self.cfg, read=self.ok, test=self.ok)
+
+    def _register(self, name: str, **forms: Handler) -> None:
+        if self.reading("bc28.error-codes") == "plain":  # §4, see the block at the top
+            forms = {form: _plain_errors(handler) for form, handler in forms.items()}
+        self.engine.register(name, **forms)
+
+    @property
+    def _note_test_forms(self) -> bool:
+        """Reading bc28.test-forms (§2.3-§2.6): the =? rows print the note's text."""
+        return self.reading("bc28.test-forms") == "note"
 
     async def ok(self, cmd: Command) -> None:
         return None  # §2.8: AT+QCOAPCFG? and =? answer just OK
@@ -150,30 +177,41 @@ class Bc28Dialect(Dialect):
         port = cmd.int(0, 1, 65535)
         if self.state.endpoint is not None:
             raise CmeError(CME_NOT_ALLOWED, "context exists")
+        # Reading bc28.icmp-unreachable (§2.7): "failed" makes the socket report ICMP.
+        icmp = self.reading("bc28.icmp-unreachable") == "failed"
         try:
             self.state.endpoint = await CoapEndpoint.open(self.clock, self.address, port,
-                                                          self._incoming)
+                                                          self._incoming, icmp_errors=icmp)
         except OSError as exc:
             raise CmeError(CME_NOT_ALLOWED, f"bind {self.address}:{port}: {exc}") from exc
 
     async def delete(self, cmd: Command) -> None:
-        # Decision (§2.2): deleting when no context exists -> CME 3.
+        # Decision (§2.2): deleting when no context exists -> CME 3 (reading
+        # bc28.del-idle=ok: OK, with the same effect on the settings as a delete).
         if self.state.endpoint is None:
-            raise CmeError(CME_NOT_ALLOWED, "no context")
-        self.state.endpoint.close()
-        self.state.endpoint = None
+            if self.reading("bc28.del-idle") == "error":
+                raise CmeError(CME_NOT_ALLOWED, "no context")
+        else:
+            self.state.endpoint.close()
+            self.state.endpoint = None
         # Decision (§2.2): the head, options and resources belong to the context
-        # and return to their power-on defaults; the §2.8 switches stay (they
+        # and return to their power-on defaults (reading bc28.del-clears-config=keep:
+        # they survive, only a reboot clears them); the §2.8 switches stay (they
         # reset only at power-up, §2.8 NOTE 2). A CON still waiting is abandoned
         # and AT+QCOAPDATASTATUS says 2 (sending failed).
         if self.state.data_status == DataState.WAITING:
             self.state.data_status = DataState.SEND_FAILED
-        self.state.head = Head(next_mid=self.random_mid())
-        self.state.options = []
-        self.state.resources = []
+        if self.reading("bc28.del-clears-config") == "clear":
+            self.state.head = Head()
+            self.state.auto_mid = self.random_mid()
+            self.state.options = []
+            self.state.resources = []
 
     # -- §2.3 resources ----------------------------------------------------------------
     async def addres_test(self, cmd: Command) -> str:
+        # Decision (§2.3, both bc28.test-forms readings): the note's "(the range of
+        # supported values of <length>)" describes a range, so it prints as one; the
+        # spaces in " <resource> " are the PDF extraction's.
         return f'+QCOAPADDRES: (1-{MAX_RESOURCES_LEN}),"<resource>"'
 
     async def addres(self, cmd: Command) -> None:
@@ -189,26 +227,53 @@ class Bc28Dialect(Dialect):
 
     # -- §2.4 head ---------------------------------------------------------------------
     async def head_test(self, cmd: Command) -> str:
+        if self._note_test_forms:
+            return "+QCOAPHEAD: <mode>[,<msgid>][,<tkl>,<token>]]"  # §2.4, sic
         return "+QCOAPHEAD: (1-5),(0-65535),(1-8),<token>"
 
     async def head(self, cmd: Command) -> None:
         mode = cmd.int(0, 1, 5)
-        head = Head(mode=mode, next_mid=self.state.head.next_mid)
+        head = Head(mode=mode)
+        auto_mid = self.state.auto_mid
         if mode == 1:
             cmd.count(1, 1)
-            head.next_mid = self.random_mid()
+            auto_mid = self.random_mid()  # modes 1 and 2: a new random start
         elif mode == 2:
             cmd.count(3, 3)
-            head.next_mid = self.random_mid()
+            auto_mid = self.random_mid()
             head.token = self._token(cmd, 1)
         elif mode in (3, 4):
             cmd.count(2, 2)
-            head.next_mid = cmd.int(1, 0, 65535)
+            head.msgid = cmd.int(1, 0, 65535)
         else:
             cmd.count(4, 4)
-            head.next_mid = cmd.int(1, 0, 65535)
+            head.msgid = cmd.int(1, 0, 65535)
             head.token = self._token(cmd, 2)
-        self.state.head = head
+        self.state.head, self.state.auto_mid = head, auto_mid
+
+    def _take_head(self) -> tuple[int, bytes]:
+        """The next message's ID and token (§2.4, see Head)."""
+        head = self.state.head
+        if head.msgid is not None:
+            mid = head.msgid
+            # Reading bc28.head-msgid (§2.4, §5.1): count on, or once. With "once"
+            # the module's counter did not advance, so §5.1's next ID is the one
+            # after its last own ID (61441 after §2.6's 61440).
+            once = self.reading("bc28.head-msgid") == "once"
+            head.msgid = None if once else (mid + 1) & 0xFFFF
+        elif self.reading("bc28.default-msgid") == "random":  # §2.4 NOTE
+            mid = self._fresh_random_mid()
+        else:
+            mid = self.state.auto_mid
+            self.state.auto_mid = (mid + 1) & 0xFFFF
+        if head.mode in (1, 4):
+            size = 8 if self.reading("bc28.random-token") == "8-bytes" else 4
+            token = self.rng.randbytes(size)
+        elif head.mode in (2, 5):
+            token = head.token
+        else:
+            token = b""
+        return mid, token
 
     @staticmethod
     def _token(cmd: Command, i: int) -> bytes:
@@ -217,11 +282,14 @@ class Bc28Dialect(Dialect):
 
     # -- §2.5 options ------------------------------------------------------------------
     async def option_test(self, cmd: Command) -> str:
+        if self._note_test_forms:
+            return '+QCOAPOPTION: <opt_count>,<opt_name>,"<opt_value>"[,...]'  # §2.5
         return f'+QCOAPOPTION: (1-{MAX_OPTIONS}),<opt_name>,"<opt_value>"'
 
     async def option(self, cmd: Command) -> None:
         # Decision (§2.5): the list replaces the option set used by every
-        # following AT+QCOAPSEND until the next AT+QCOAPOPTION.
+        # following AT+QCOAPSEND until the next AT+QCOAPOPTION (reading
+        # bc28.options-scope=once: by the next message sent only, see send()).
         count = cmd.int(0, 1, MAX_OPTIONS)
         cmd.count(1 + 2 * count, 1 + 2 * count)
         options = []
@@ -266,6 +334,8 @@ class Bc28Dialect(Dialect):
 
     # -- §2.6 send ---------------------------------------------------------------------
     async def send_test(self, cmd: Command) -> str:
+        if self._note_test_forms:
+            return "+QCOAPSEND: <type>,<method/rsopcode>,<ip_addr>,<port>"  # §2.6, sic
         return "+QCOAPSEND: (0-3),<method/rspcode>,<ip_addr>,(1-65535)"
 
     async def send(self, cmd: Command) -> None:
@@ -289,22 +359,33 @@ class Bc28Dialect(Dialect):
                 self.state.data_status = DataState.SEND_FAILED  # §2.7 status 2, see §4 above
             raise CmeError(CME_NO_NETWORK, "not attached")
         if mtype in (MessageType.CON, MessageType.NON) \
-                and self.state.data_status == DataState.WAITING:
+                and self.state.data_status == DataState.WAITING \
+                and self.reading("bc28.uplink-busy") == "refuse":  # reading: §2.6 NOTE 2
             raise CmeError(CME_UPLINK_BUSY, "previous CON still waiting (§2.6 NOTE 2)")
         # §2.6: the data is a hex string; beyond 1024 bytes it "will be omitted".
         # Decision (§2.6 example vs NOTE 1): over 1024 bytes the first 1024 are
         # sent and the rest dropped, OK (the example's "will be omitted"); the
-        # hex check applies to what is kept.
+        # hex check applies to what is kept. Reading bc28.data-over-limit=error:
+        # error 50 after Ctrl+Z and nothing is sent.
         entry = await self.engine.read_data(max_bytes=2 * MAX_DATA)
         if entry.status is DataStatus.CANCEL:
-            return  # Decision (§2.6): ESC cancels; OK is printed and nothing is sent.
+            # Decision (§2.6): ESC cancels; OK is printed and nothing is sent
+            # (reading bc28.esc-result=error: error 52, "aborted by user").
+            if self.reading("bc28.esc-result") == "error":
+                raise CmeError(CME_ABORTED, "ESC")
+            return
         if entry.status is DataStatus.TIMEOUT:
             raise CmeError(CME_NOT_ALLOWED, "no Ctrl+Z")
+        if entry.truncated and self.reading("bc28.data-over-limit") == "error":
+            raise CmeError(CME_BAD_PARAM, f"more than {MAX_DATA} bytes of data")
         text = entry.data.decode("latin-1")
         if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
             raise CmeError(CME_BAD_PARAM, "data is not an even-length hex string")
-        mid, token = self.state.head.take(self.rng)
-        packet = Packet(mtype, code, mid, token, tuple(self.state.options), bytes.fromhex(text))
+        mid, token = self._take_head()
+        options = tuple(self.state.options)
+        if self.reading("bc28.options-scope") == "once":  # §2.5, §5.3
+            self.state.options = []
+        packet = Packet(mtype, code, mid, token, options, bytes.fromhex(text))
         remote = (ip, port)
         if mtype != MessageType.CON:
             try:
@@ -313,21 +394,27 @@ class Bc28Dialect(Dialect):
                 raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
             return
         self.state.data_status = DataState.WAITING
+        self._con_generation += 1
+        outcome = functools.partial(self._outcome, generation=self._con_generation)
         try:
-            endpoint.send_con(packet, remote, RFC7252, on_outcome=self._outcome)
+            endpoint.send_con(packet, remote, RFC7252, on_outcome=outcome)
         except OSError as exc:
             self.state.data_status = DataState.SEND_FAILED
             raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
 
-    def _outcome(self, delivery: Delivery) -> None:
+    def _outcome(self, delivery: Delivery, generation: int) -> None:
         # §2.7: ACK -> 4, RST -> 5, no ACK/RST after MAX_RETRANSMIT (RFC 7252 §4.2,
         # scaled time) -> 3. Decision: an ICMP port-unreachable is ignored (UDP
         # gives no delivery guarantee either way), so a CON to a port where
         # nothing listens ends in 3 (timeout), not 2; 2 is a send refused locally.
-        self.state.data_status = {
-            Outcome.ACKED: DataState.SUCCESS, Outcome.RESET: DataState.RESET,
-            Outcome.TIMEOUT: DataState.TIMEOUT,
-        }.get(delivery.outcome, DataState.SEND_FAILED)
+        # Reading bc28.icmp-unreachable=failed: the ICMP error ends it with 2
+        # (Outcome.UNREACHABLE). Only the newest CON sets the status (with
+        # bc28.uplink-busy=allow an older one may still end; its URC is printed).
+        if generation == self._con_generation:
+            self.state.data_status = {
+                Outcome.ACKED: DataState.SUCCESS, Outcome.RESET: DataState.RESET,
+                Outcome.TIMEOUT: DataState.TIMEOUT,
+            }.get(delivery.outcome, DataState.SEND_FAILED)
         if delivery.reply is not None:
             self._rsp_urc(delivery.reply, delivery.remote)
 
@@ -369,12 +456,16 @@ class Bc28Dialect(Dialect):
         # §3.1 with the field order of the §5 examples (README erratum 3).
         code = "0" if packet.code == 0 else dotted(packet.code)
         text = f'+QCOAPURC: "rsp",{self._ra(remote)}{packet.mtype},{code},{packet.mid}'
-        if self.state.show_rspopt:
-            # Decision (§2.8): with Showrspopt=1 the count is printed even when 0.
+        if self.state.show_rspopt and (
+                packet.options or self.reading("bc28.rspopt-zero-count") == "count"):
+            # Decision (§2.8): with Showrspopt=1 the count is printed even when 0
+            # (reading bc28.rspopt-zero-count=omit: no count field then).
             text += f",{len(packet.options)}" + _options_text(packet)
         # Decision (§3.1 "<length> ... max length is 512"): longer data is cut
-        # to its first 512 bytes and <length> says 512.
-        text += _data_text(packet, MAX_RSP_DATA)
+        # to its first 512 bytes and <length> says 512 (reading
+        # bc28.rsp-data-limit=whole: the whole payload is shown).
+        whole = self.reading("bc28.rsp-data-limit") == "whole"
+        text += _data_text(packet, None if whole else MAX_RSP_DATA)
         self.engine.urc(text)
 
     def _req_urc(self, packet: Packet, remote: tuple[str, int]) -> None:
@@ -402,7 +493,18 @@ def _options_text(packet: Packet) -> str:
     return "".join(f',{n},"{_option_value_text(n, raw)}"' for n, raw in packet.options)
 
 
-def _data_text(packet: Packet, limit: int) -> str:
+def _plain_errors(handler: Handler) -> Handler:
+    """Reading bc28.error-codes=plain: a CME error of ``handler`` becomes plain ERROR."""
+    @functools.wraps(handler)
+    async def wrapped(cmd: Command) -> Sequence[str] | str | None:
+        try:
+            return await handler(cmd)
+        except CmeError as exc:
+            raise AtError(str(exc)) from exc
+    return wrapped
+
+
+def _data_text(packet: Packet, limit: int | None) -> str:
     # §3.1 <data>: text for Content-Format 0/41/50, hex otherwise (README erratum 8).
     payload = packet.payload[:limit]
     if not payload:

@@ -20,7 +20,9 @@ from coapspec import (
     dotted,
 )
 from coapspec.codec import encode, encode_option_value, value_of
-from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataStatus
+from emulator.at_engine import (
+    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
+)
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
 from emulator.dialects import Dialect
 from emulator.dtls import DtlsClient, DtlsError, parse_psk_file
@@ -32,6 +34,7 @@ CLIENTS = range(6)        # §3.3.1 <clientID> 0-5
 OPTION_SLOTS = 8          # §3.3.5 <opt_index> 0-7
 MAX_PAYLOAD = 1024        # §3.3.6 <payload_length>
 MAX_SERVER = 255          # §3.3.2 <CoAP_server> maximum size
+NETWORK_RESPONSE_SECONDS = 75.0  # §3.3.2/§3.3.3 "75 s, determined by network" (--slow)
 # Decision (§4 -8): the module's message buffer holds RFC 7252 §4.6's "good upper
 # bound" of 1152 bytes; a composed message larger than that is -8, not sent.
 MAX_MESSAGE = 1152
@@ -73,22 +76,32 @@ class Settings:
 class Header:
     """§3.3.4.
 
-    Decision: <msgID> is used for the next message and then incremented;
-    before any AT+QCOAPHEADER the id starts at a random value and the token is
-    empty. <mode> 1 draws a 6-byte token per message: the msgID little-endian
+    Decision: <msgID> is used for the next message and then incremented
+    (reading bg95.header-msgid=once: used for that one message, later ones
+    continue the client's own counter, which it did not advance); before any
+    AT+QCOAPHEADER the id starts at a random value and the token is empty.
+    <mode> 1 draws a 6-byte token per message: the msgID little-endian
     followed by 4 random bytes, which is what §5.1 shows (msgID 1234 ->
-    token D204D52E814B). <mode> 0 uses <token>, given as 2*<TKL> hex digits.
+    token D204D52E814B; reading bg95.auto-token=random-8: 8 random bytes).
+    <mode> 0 uses <token>, given as 2*<TKL> hex digits.
     """
 
-    next_mid: int
+    next_mid: int                 # the client's counter (or the configured ID, count-on)
     auto_token: bool = False
     token: bytes = b""
+    once_mid: int | None = None   # bg95.header-msgid=once: the configured ID, not yet used
 
-    def take(self, rng: random.Random) -> tuple[int, bytes]:
-        mid = self.next_mid
-        self.next_mid = (mid + 1) & 0xFFFF
-        token = mid.to_bytes(2, "little") + rng.randbytes(4) if self.auto_token else self.token
-        return mid, token
+    def take(self, rng: random.Random, random_8: bool) -> tuple[int, bytes]:
+        if self.once_mid is not None:
+            mid, self.once_mid = self.once_mid, None
+        else:
+            mid = self.next_mid
+            self.next_mid = (mid + 1) & 0xFFFF
+        if not self.auto_token:
+            return mid, self.token
+        if random_8:
+            return mid, rng.randbytes(8)
+        return mid, mid.to_bytes(2, "little") + rng.randbytes(4)
 
 
 @dataclass
@@ -118,6 +131,7 @@ class Bg95Dialect(Dialect):
     def __init__(self, modem) -> None:
         super().__init__(modem)
         self.rng = random.Random()
+        self._network_rng = modem.personality.rng("bg95.network")  # --slow draws
         self.clients: dict[int, Client] = {}
         self.ufs = Ufs(modem.engine)   # flash: survives reboots (emulator/ufs.py)
         self.ssl: dict[int, dict[str, int]] = {}
@@ -145,7 +159,7 @@ class Bg95Dialect(Dialect):
         session drops its socket and stays listed with status 0; an outstanding
         CON ends in +QCOAPACK <result> -4; sending is refused (ERROR) and opening
         the id gives -10 until the TE closes it (result 0). Nothing reconnects by
-        itself. Status 4 (disconnecting) is never seen: closing is immediate."""
+        itself. Status 4 (disconnecting) is seen only with --slow (see close())."""
         if session.status == CONNECTED:
             session.status = IDLE
             session.close(notify=True)
@@ -222,13 +236,24 @@ class Bg95Dialect(Dialect):
             self.engine.urc(f"+QCOAPOPEN: {cid},{ID_OCCUPIED}")  # queued: lands after OK
             return
         if not is_server_address(server):
+            # Reading bg95.invalid-server (§4 -1): OK + URC -1, or ERROR and no URC.
+            if self.reading("bg95.invalid-server") == "error":
+                raise CmeError(CME_BAD_PARAM, f"invalid server {server!r}")
             self.engine.urc(f"+QCOAPOPEN: {cid},{INVALID_PARAMETER}")
             return
         session = Session(server, port)
         client.session = session
         self.modem.spawn(self._connect(cid, client, session))
 
+    async def _network_latency(self) -> None:
+        """--slow F: what the network adds to an open or close, 0..F x 75 s (§3.3.2)."""
+        slow = self.modem.personality.slow
+        if slow > 0:
+            await self.clock.sleep(self._network_rng.uniform(0.0, slow
+                                                             * NETWORK_RESPONSE_SECONDS))
+
     async def _connect(self, cid: int, client: Client, session: Session) -> None:
+        await self._network_latency()  # <status> 1 (opening) meanwhile
         result = await self._connect_result(cid, client, session)
         if result == OK and not self.modem.attached:
             result = NETWORK_FAILURE  # detached while the DTLS handshake ran
@@ -312,17 +337,32 @@ class Bg95Dialect(Dialect):
         client = self.clients[cid]
         session = client.session
         if session is None:
-            # Decision (§3.3.3): closing an idle client answers OK, then result -3.
+            # Decision (§3.3.3): closing an idle client answers OK, then result -3
+            # (reading bg95.close-idle=error: ERROR and no URC, the table's only error).
+            if self.reading("bg95.close-idle") == "error":
+                raise CmeError(CME_NOT_ALLOWED, f"client {cid} has no session")
             self.engine.urc(f"+QCOAPCLOSE: {cid},{NOT_ALLOWED}")
             return
-        if session.status in (OPENING, CONNECTING):
-            # Decision (§3.3.3, §4 -2): the open under way is not interrupted; it
-            # ends with its own +QCOAPOPEN and the TE may close afterwards.
+        if session.status in (OPENING, CONNECTING, DISCONNECTING):
+            # Decision (§3.3.3, §4 -2): the open (or close) under way is not
+            # interrupted; it ends with its own URC and the TE may close afterwards.
             self.engine.urc(f"+QCOAPCLOSE: {cid},{IN_PROCESSING}")
             return
-        client.session = None
         session.close()
+        if self.modem.personality.slow > 0:
+            # --slow: the network takes its time; <status> 4 (disconnecting) and
+            # the id stays occupied (OPEN -> -10, CLOSE -> -2) until the URC.
+            session.status = DISCONNECTING
+            self.modem.spawn(self._closed_later(cid, client, session))
+            return
+        client.session = None
         self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")  # queued: lands after OK
+
+    async def _closed_later(self, cid: int, client: Client, session: Session) -> None:
+        await self._network_latency()
+        if client.session is session:
+            client.session = None
+        self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")
 
     # -- §3.3.4 ------------------------------------------------------------------------
     async def header_test(self, cmd: Command) -> str:
@@ -337,7 +377,12 @@ class Bg95Dialect(Dialect):
         if mode == 0 and cmd.has(3):  # <TKL>/<token> only valid when <mode>=0
             tkl = cmd.int(3, 0, 8)
             token = cmd.hex(4, nbytes=tkl) if tkl else b""
-        self.clients[cid].header = Header(mid, auto_token=mode == 1, token=token)
+        client = self.clients[cid]
+        if self.reading("bg95.header-msgid") == "once":  # §3.3.4, see Header
+            client.header = Header(client.header.next_mid, auto_token=mode == 1, token=token,
+                                   once_mid=mid)
+        else:
+            client.header = Header(mid, auto_token=mode == 1, token=token)
 
     # -- §3.3.5 ------------------------------------------------------------------------
     async def option_test(self, cmd: Command) -> str:
@@ -350,7 +395,10 @@ class Bg95Dialect(Dialect):
         slots = self.clients[cid].options
         if mode == 1:
             cmd.count(3, 3)
-            slots[index] = None  # Decision: removing an empty slot is OK
+            # Decision: removing an empty slot is OK (reading bg95.option-remove-empty).
+            if slots[index] is None and self.reading("bg95.option-remove-empty") == "error":
+                raise CmeError(CME_BAD_PARAM, f"option index {index} is empty")
+            slots[index] = None
             return
         cmd.count(4, 5)
         number = cmd.int(3, 0, 65535)
@@ -374,7 +422,10 @@ class Bg95Dialect(Dialect):
             raw = b""
         if not spec.min_length <= len(raw) <= spec.max_length:
             raise CmeError(CME_BAD_PARAM, f"option {number}: length {len(raw)}")
-        slots[index] = (number, raw)  # Decision: adding to a used slot replaces it
+        # Decision: adding to a used slot replaces it (reading bg95.option-replace).
+        if slots[index] is not None and self.reading("bg95.option-replace") == "error":
+            raise CmeError(CME_BAD_PARAM, f"option index {index} is in use")
+        slots[index] = (number, raw)
 
     # -- §3.3.6 ------------------------------------------------------------------------
     async def send_test(self, cmd: Command) -> str:
@@ -394,25 +445,56 @@ class Bg95Dialect(Dialect):
         session = client.session
         if session is None or session.status != CONNECTED or session.endpoint is None:
             raise CmeError(CME_NOT_ALLOWED, f"client {cid} not connected")
-        # README erratum 3: bit n selects option index n. Decision: a selected
-        # empty slot is an error.
-        selected = []
-        for index in range(OPTION_SLOTS):
-            if bitmask >> index & 1:
-                if client.options[index] is None:
-                    raise CmeError(CME_BAD_PARAM, f"option index {index} is empty")
-                selected.append(client.options[index])
-        entry = await self.engine.read_data(length=length, max_bytes=MAX_PAYLOAD)
+        selected = self._selected_options(client, bitmask)
+        entry = await self._payload(length)
         if entry.status is DataStatus.CANCEL:
-            return  # Decision (§3.3.6): ESC -> OK, nothing sent, no URC
+            # Decision (§3.3.6): ESC -> OK, nothing sent, no URC (reading
+            # bg95.esc-result=error: ERROR, +CME ERROR: 52 with AT+CMEE=1).
+            if self.reading("bg95.esc-result") == "error":
+                raise CmeError(CME_ABORTED, "ESC")
+            return
         if entry.status is DataStatus.TIMEOUT:
             raise CmeError(CME_NOT_ALLOWED, "payload not complete")
-        mid, token = client.header.take(self.rng)
+        if entry.truncated and self.reading("bg95.payload-over-limit") == "error":
+            raise CmeError(CME_BAD_PARAM, f"more than {MAX_PAYLOAD} bytes before Ctrl+Z")
+        random_8 = self.reading("bg95.auto-token") == "random-8"
+        mid, token = client.header.take(self.rng, random_8)
         # Options by number, repeats in index order (RFC 7252 §3.1; sort is stable).
         options = tuple(sorted(selected, key=lambda o: o[0]))
         packet = Packet(mtype, code, mid, token, options, entry.data)
         # §3.3.6: OK first, then the packet goes out and +QCOAPACK follows.
         asyncio.get_running_loop().call_soon(self._transmit, cid, client, session, packet)
+
+    def _selected_options(self, client: Client, bitmask: int) -> list[tuple[int, bytes]]:
+        """README erratum 3: bit n selects option index n. Decision: a selected empty
+        slot is an error (reading bg95.bitmask-empty-slot=skip: it is ignored)."""
+        skip = self.reading("bg95.bitmask-empty-slot") == "skip"
+        selected = []
+        for index in range(OPTION_SLOTS):
+            if not bitmask >> index & 1:
+                continue
+            option = client.options[index]
+            if option is not None:
+                selected.append(option)
+            elif not skip:
+                raise CmeError(CME_BAD_PARAM, f"option index {index} is empty")
+        return selected
+
+    async def _payload(self, length: int | None) -> DataInput:
+        """The payload after ">" (§3.3.6).
+
+        <payload_length> given: exactly that many bytes; 0 sends at once with an
+        empty payload. Decision (§3.3.6 "After > is returned, input the data"):
+        the prompt is still shown for 0 (reading bg95.payload-zero=no-prompt:
+        no prompt). Without it: up to Ctrl+Z. Decision (§3.3.6 "data of any
+        length but not exceeding 1024 bytes"): more than 1024 bytes is refused,
+        ERROR after the Ctrl+Z, nothing sent, no URC (send() checks the
+        ``truncated`` flag; reading bg95.payload-over-limit=truncate: the first
+        1024 bytes go).
+        """
+        if length == 0 and self.reading("bg95.payload-zero") == "no-prompt":
+            return DataInput(DataStatus.SUBMIT)
+        return await self.engine.read_data(length=length, max_bytes=MAX_PAYLOAD)
 
     def _transmit(self, cid: int, client: Client, session: Session, packet: Packet) -> None:
         endpoint, remote = session.endpoint, session.remote
@@ -470,11 +552,15 @@ class Bg95Dialect(Dialect):
     def _recv_urc(self, cid: int, packet: Packet) -> None:
         # README erratum 4: the payload goes raw on the line after the header line.
         # Decision: each option as <number>,<value>: string quoted, uint bare,
-        # opaque hex; no payload line when the payload is empty.
+        # opaque hex; no payload line when the payload is empty (reading
+        # bg95.recv-empty-payload=empty-line: an empty line follows the header).
         opts = "".join(f",{n},{_value_text(n, raw)}" for n, raw in packet.options)
         text = (f"+QCOAPRECV: {cid},{packet.mid},{dotted(packet.code)},{len(packet.token)},"
                 f"{packet.token.hex().upper()},{len(packet.options)}{opts},{len(packet.payload)}")
-        self.engine.urc(text, payload=packet.payload or None)
+        payload: bytes | None = packet.payload
+        if not payload and self.reading("bg95.recv-empty-payload") == "none":
+            payload = None
+        self.engine.urc(text, payload=payload)
 
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
