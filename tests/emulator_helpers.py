@@ -51,9 +51,10 @@ def assert_no_urc(ch: ATChannel, pattern: str, seconds: float = 0.3) -> None:
 
 # -- BC28 -------------------------------------------------------------------------------
 
-def bc28_send(ch: ATChannel, mtype: int, code: int, peer: socket.socket, data: bytes = b"",
-              end: bytes | None = CTRL_Z) -> Reply:
-    host, port = peer_address(peer)
+def bc28_send(ch: ATChannel, mtype: int, code: int, to: socket.socket | tuple[str, int],
+              data: bytes = b"", end: bytes | None = CTRL_Z) -> Reply:
+    """AT+QCOAPSEND to a peer socket or a (host, port); ``data`` is the hex text typed."""
+    host, port = peer_address(to) if isinstance(to, socket.socket) else to
     return ch.command(f"AT+QCOAPSEND={mtype},{code},{host},{port}", data=data, end=end)
 
 
