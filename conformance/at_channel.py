@@ -337,8 +337,10 @@ class ATChannel:
             self._pending = pending
         self.transcript.add("tx", "data", "<ESC>")
         self._write(ESC, pending)
+        deadline = time.monotonic() + timeout
         try:
-            pending.events.get(timeout=timeout)
+            while pending.events.get(timeout=max(0.0, deadline - time.monotonic())).kind != "final":
+                pass                             # echoed data still in the buffer, say
         except queue.Empty:
             self.transcript.add("rx", "note", "no final result after <ESC>")
         finally:
