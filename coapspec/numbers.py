@@ -155,8 +155,16 @@ def option_spec(key: int | str) -> OptionSpec:
 
 
 def option_name(number: int) -> str:
+    """``Uri-Path``; an option neither note nor aiocoap knows (private use, or new) is
+    named by its number and RFC 7252 §5.4.6 class: ``Option-65001 (elective)``."""
     spec = OPTIONS.get(number)
-    return spec.name if spec else OptionNumber(number).name_printable
+    if spec is not None:
+        return spec.name
+    try:
+        return OptionNumber(number).name_printable
+    except AttributeError:      # aiocoap builds unknown numbers without a name
+        kind = "critical" if OptionNumber(number).is_critical() else "elective"
+        return f"Option-{number} ({kind})"
 
 
 # --- Content formats (RFC 7252 §12.3, BC28 §2.5) ---------------------------------

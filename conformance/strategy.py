@@ -141,6 +141,7 @@ class KnownState:
     log: Callable[[str], None] = lambda _: None
     _mark: int = 0
     _losses: int = 0
+    _touched_lines: list[str] = field(default_factory=list)   # command lines since the mark
 
     # -- the one entry point -------------------------------------------------------------
     def transition(self, vector: Vector | None = None) -> None:
@@ -255,16 +256,30 @@ class KnownState:
 
     # -- the cheap path -------------------------------------------------------------------------
     def _cheap_path(self) -> None:
+        """Undo what the commands since the last known state touched, and nothing else:
+        the state was verified then, and only commands change it (a reboot or a lost port
+        makes it unknown instead)."""
+        touched = self._touched_names()
         sync(self.channel, self.clock)
         if self.profile.dialect == "bc28":
-            self._bc28_clean()
+            self._bc28_clean(touched)
         else:
-            self._bg95_clean()
-        self._baseline()
-        self._radio_on()
+            self._bg95_clean(touched)
+        if touched & {"E", "+CMEE", "+CEREG"}:
+            self._baseline()
+        if touched & {"+CFUN", "+CGATT"}:
+            self._radio_on()
         if not self._attached():
             self._cmd("AT+CGATT=1", ATTACH_SECONDS)   # TS 27.007 §7.7: returns once attached
-        self.wait_attached(ATTACH_SECONDS)
+            self.wait_attached(ATTACH_SECONDS)
+
+    def _touched_names(self) -> set[str]:
+        """Command names sent since the last known state; "E" for V.250 ATE/ATZ/AT&F."""
+        lines = self._touched_lines
+        names = {_name(c) for c in commands_of(lines)}
+        if any(re.match(r"(?i)AT(&?[A-Z]\d*)*(E|Z|&F)", line.strip()) for line in lines):
+            names.add("E")
+        return names
 
     def _cmd(self, line: str, seconds: float = COMMAND_SECONDS):
         return self.channel.command(line, timeout=self.clock.deadline(seconds))
@@ -286,15 +301,18 @@ class KnownState:
         if reply.ok and [_norm(i) for i in reply.info] != ["+CFUN: 1"]:
             self._expect("AT+CFUN=1")
 
-    def _bc28_clean(self) -> None:
-        self._cmd("AT+QCOAPDEL")          # §2.2; an error only says there was no context
-        for name in ("Showra", "Showrspopt"):                    # §2.8 defaults (0)
-            self._expect(f'AT+QCOAPCFG="{name}",0')
-            self._expect(f'AT+QCOAPCFG="{name}"', f'+QCOAPCFG: "{name}",0')
+    def _bc28_clean(self, touched: set[str]) -> None:
+        if "+QCOAPCREATE" in touched:
+            self._cmd("AT+QCOAPDEL")      # §2.2; an error only says there was no context
+        if "+QCOAPCFG" in touched:
+            for name in ("Showra", "Showrspopt"):                # §2.8 defaults (0)
+                self._expect(f'AT+QCOAPCFG="{name}",0')
+                self._expect(f'AT+QCOAPCFG="{name}"', f'+QCOAPCFG: "{name}",0')
 
-    def _bg95_clean(self) -> None:
-        self._bg95_close_all()
-        touched = getattr(self, "_touched_lines", [])
+    def _bg95_clean(self, names: set[str]) -> None:
+        if names & {"+QCOAPOPEN", "+CFUN", "+CGATT"}:
+            self._bg95_close_all()
+        touched = self._touched_lines
         for cid in sorted(_clients_configured(touched)):        # §3.3.1 defaults
             self._expect(f'AT+QCOAPCFG="pdpcid",{cid},1')
             self._expect(f'AT+QCOAPCFG="trans",{cid},2,5')

@@ -148,9 +148,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
 
 
 def _parse_with_lines(path: Path, text: str) -> tuple[Any, dict[Path_, int]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    try:   # libyaml parses; the nodes keep their line numbers and build the data once
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.constructor.SafeConstructor().construct_document(node) if node else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
