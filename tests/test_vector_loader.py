@@ -105,13 +105,15 @@ def test_schema_rule_is_enforced(tmp_path, rule, text, line, field, words):
     assert str(error).startswith(f"{error.path}:{line}" if line else str(error.path))
 
 
-def test_duplicate_ids_across_files_spoil_the_second_file_only(tmp_path):
+def test_a_duplicate_id_spoils_both_files_each_naming_the_other(tmp_path):
     write(tmp_path, GOOD, "a.yaml")
     write(tmp_path, GOOD, "b.yaml")
-    first, second = load_tree(tmp_path)
-    assert first.error is None and [v.id for v in first.vectors] == ["v1"]
-    assert isinstance(second.error, VectorLoadError)
-    assert "duplicate vector id 'v1'" in str(second.error) and "a.yaml" in str(second.error)
+    write(tmp_path, GOOD.replace("id: v1", "id: v2"), "c.yaml")
+    first, second, third = load_tree(tmp_path)
+    assert third.error is None and [v.id for v in third.vectors] == ["v2"]
+    for spoiled, other in ((first, "b.yaml:5"), (second, "a.yaml:5")):
+        assert isinstance(spoiled.error, VectorLoadError)
+        assert "duplicate vector id 'v1'" in str(spoiled.error) and other in str(spoiled.error)
 
 
 def test_variables_from_captures_cases_and_saves_are_accepted(tmp_path):
@@ -154,6 +156,26 @@ def test_the_shipped_suites_load(pytestconfig):
     assert files and all(f.error is None for f in files), [str(f.error) for f in files if f.error]
     per_dialect = {m: sum(len(f.vectors) for f in files if f.manual == m) for m in ("bc28", "bg95")}
     assert per_dialect["bc28"] >= 10 and per_dialect["bg95"] >= 10, per_dialect
+
+
+def test_a_broken_file_is_collected_whatever_m_and_k_select(pytester, pytestconfig):
+    suites = pytester.mkdir("suites")
+    (suites / "good.yaml").write_text(GOOD)
+    (suites / "bad.yaml").write_text(GOOD.replace("id: v1", "id: v2").replace("manual: bc28", "manual: nope"))
+    result = pytester.runpytest_subprocess(
+        "-p", "fixtures.plugin", "--suites", str(suites), "--collect-only", "-q",
+        "-m", "bg95", "-k", "nothing-matches-this",
+        str(Path(pytestconfig.rootpath) / "fixtures" / "test_vectors.py"))
+    out = result.stdout.str()
+    assert "test_vector[load-error/bad.yaml]" in out and "test_vector[BC28/v1]" not in out
+
+
+def test_a_missing_suites_folder_fails_the_run(pytester, pytestconfig):
+    result = pytester.runpytest_subprocess(
+        "-p", "fixtures.plugin", "--suites", str(pytester.path / "nowhere"), "-p", "no:cacheprovider",
+        str(Path(pytestconfig.rootpath) / "fixtures" / "test_vectors.py"))
+    result.assert_outcomes(errors=1)           # an error, never "1 skipped" and exit 0
+    assert result.ret == 1 and "no such suites folder" in result.stdout.str()
 
 
 def test_a_broken_file_fails_its_own_item_only(pytester, pytestconfig):

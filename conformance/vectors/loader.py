@@ -71,15 +71,13 @@ def load_tree(root: Path, check_server: ServerCheck | None = None) -> list[Vecto
     if not root.is_dir():
         return [VectorFile(root, None, (), VectorLoadError(root, None, "", "no such suites folder"))]
     registry, files = load_decisions(root / DECISIONS_FOLDER)
-    seen_ids: dict[str, Path] = {}
+    loaded: list[VectorFile] = []
     for path in sorted(p for p in root.rglob("*.yaml") if DECISIONS_FOLDER not in p.relative_to(root).parts):
         try:
-            loaded = load_file(path, check_server, registry)
-            _check_unique_ids(loaded, seen_ids)
+            loaded.append(load_file(path, check_server, registry))
         except VectorLoadError as exc:
-            loaded = VectorFile(path, None, (), exc)
-        files.append(loaded)
-    return files
+            loaded.append(VectorFile(path, None, (), exc))
+    return files + _fail_duplicate_ids(loaded)
 
 
 def load_file(path: Path, check_server: ServerCheck | None = None,
@@ -232,12 +230,25 @@ def _check_servers(path: Path, data: dict, lines: dict[Path_, int],
             raise VectorLoadError(path, _line(lines, at), field_name(at), str(exc)) from None
 
 
-def _check_unique_ids(loaded: VectorFile, seen: dict[str, Path]) -> None:
-    for vector in loaded.vectors:
-        if vector.id in seen:
-            raise VectorLoadError(vector.source, vector.line, "id",
-                                  f"duplicate vector id {vector.id!r} (also in {seen[vector.id]})")
-        seen[vector.id] = vector.source
+def _fail_duplicate_ids(files: list[VectorFile]) -> list[VectorFile]:
+    """A vector id used in two places spoils every file that uses it, each error naming
+    the other places: neither file is more right than the other."""
+    places: dict[str, list] = {}
+    for vector_file in files:
+        for vector in vector_file.vectors:
+            places.setdefault(vector.id, []).append(vector)
+    out = []
+    for vector_file in files:
+        clash = next((v for v in vector_file.vectors
+                      if len({(w.source, w.line) for w in places[v.id]}) > 1), None)
+        if clash is None:
+            out.append(vector_file)
+            continue
+        others = ", ".join(w.where for w in places[clash.id] if (w.source, w.line) != (clash.source, clash.line))
+        error = VectorLoadError(clash.source, clash.line, "id",
+                                f"duplicate vector id {clash.id!r} (also at {others})")
+        out.append(VectorFile(vector_file.path, None, (), error))
+    return out
 
 
 class _Build:
