@@ -70,7 +70,7 @@ def load_tree(root: Path, check_server: ServerCheck | None = None) -> list[Vecto
     never pass unnoticed."""
     if not root.is_dir():
         return [VectorFile(root, None, (), VectorLoadError(root, None, "", "no such suites folder"))]
-    registry, files = load_decisions(root / DECISIONS_FOLDER)
+    registry, files = load_decisions(registry_folder(root))
     loaded: list[VectorFile] = []
     for path in sorted(p for p in root.rglob("*.yaml") if DECISIONS_FOLDER not in p.relative_to(root).parts):
         try:
@@ -93,6 +93,15 @@ def load_file(path: Path, check_server: ServerCheck | None = None,
 
 
 # -- the decision registry ---------------------------------------------------------------
+
+def registry_folder(root: Path) -> Path:
+    """``<root>/decisions``, or the nearest one above it: ``--suites suites/bg95`` still
+    sees ``suites/decisions``."""
+    for folder in (root, *root.resolve().parents):
+        if (folder / DECISIONS_FOLDER).is_dir():
+            return folder / DECISIONS_FOLDER
+    return root / DECISIONS_FOLDER
+
 
 def load_decisions(folder: Path) -> tuple[dict[str, Decision], list[VectorFile]]:
     """Every decision of ``folder/*.yaml`` by id; a bad registry file comes back as an
