@@ -39,6 +39,11 @@ def mismatches(expected: Mapping[str, Any], direction: str, packet: Packet | Non
             problems.append(f"code: expected {dotted(code)}, got {packet.code_dotted}")
     if "mid" in expected and int(want("mid")) != packet.mid:
         problems.append(f"mid: expected {int(want('mid'))}, got {packet.mid}")
+    if "tkl" in expected:
+        lengths = expected["tkl"] if isinstance(expected["tkl"], list) else [expected["tkl"]]
+        if len(packet.token) not in [int(n) for n in lengths]:
+            problems.append(f"tkl: expected {' or '.join(str(n) for n in lengths)}, "
+                            f"got {len(packet.token)}")
     if "token" in expected and want("token").lower() != packet.token.hex():
         problems.append(f"token: expected {want('token').lower() or '(none)'}, "
                         f"got {packet.token.hex() or '(none)'}")

@@ -212,7 +212,12 @@ class Runner:
             if whole is not None and miss.decision is None:
                 miss.decision = whole
             self._record(run, step, miss)
-            return cursor if miss.step.kind != "packet" else getattr(miss, "cursor", cursor)
+            cursor = getattr(miss, "cursor", cursor)
+            chosen = getattr(miss, "chosen", None)
+            if miss.normative or chosen not in step.then:
+                return cursor
+            # Only a decision missed, and the final result was one of the alternatives:
+            # what follows that answer still runs.
         except UnknownVariable as exc:
             name = exc.args[0]
             if name in run.lost_names:
@@ -290,7 +295,9 @@ class Runner:
             tight_spec, decision = tightened
             _, problem = self._check_reply(tight_spec, reply, variables)
             if problem:
-                raise Miss(step, *problem, decision=decision)
+                miss = Miss(step, *problem, decision=decision)
+                miss.chosen = chosen   # type: ignore[attr-defined]  # its then: branch still runs
+                raise miss
         late = self.channel.strays[strays:]
         if late:
             raise Miss(step, "one final result per command line (V.250 §5.7)",
@@ -334,8 +341,8 @@ class Runner:
     def _control(self, step: Step, variables: Mapping[str, Any]) -> None:
         """The negative line was refused; the same line with a valid value in the position
         under test must be accepted, or the refusal proves nothing about that parameter."""
-        line = expand(step.spec["control"], variables)
-        reply = self.channel.command(line, timeout=self.clock.deadline(DEFAULT_COMMAND_TIMEOUT))
+        reply = self._command(step.spec["control"], step.spec, variables)   # same data, if any
+        line = reply.command
         if not reply.ok:
             raise Miss(step, f"the control line {line!r} (valid in the position under test) "
                              f"to answer OK", f"{reply.final!r}: the module refuses the valid "

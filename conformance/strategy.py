@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 from conformance.at_channel import ATChannel, ATError, ATTimeout, PortLost, command_prefixes
 from conformance.models import ModelProfile
 from conformance.runner import Clock
-from conformance.vectors.expand import PLACEHOLDER
+from conformance.vectors.expand import PLACEHOLDER, expand
 from conformance.vectors.model import Vector
 
 ATTACH_SECONDS = 180.0          # module seconds a (re-)attach may take before we give up
@@ -107,8 +107,8 @@ def _name(command: str) -> str:
 def vector_commands(vector: Vector) -> list[str]:
     """The command lines of a vector's steps in order (case values filled in)."""
     def fill(text: str) -> str:
-        return PLACEHOLDER.sub(lambda m: str(vector.variables.get(m.group(1), m.group(0)))
-                               if m.group(1) else m.group(0), text)
+        return PLACEHOLDER.sub(lambda m: expand(m.group(0), vector.variables)
+                               if m.group(1) in vector.variables else m.group(0), text)
     return [fill(s.spec["send"]) for s in vector.all_steps() if s.kind == "send"]
 
 

@@ -134,11 +134,53 @@ vectors:
       - send: AT+QCOAPSEND=4,1,{server.host},{server.port}
         expect: error
         control: AT+QCOAPSEND=1,1,{server.host},{server.port}
+  - id: control-types-the-data-too
+    steps:
+      - send: AT+QCOAPCREATE=56830
+      - send: AT+QCOAPSEND=4,1,{server.host},{server.port}
+        data: ""
+        expect: error
+        control: AT+QCOAPSEND=1,1,{server.host},{server.port}
+      - packet: {dir: uplink, type: NON, code: GET, tkl: [0, 1]}
 """)
     result = run_vectors(pytester, pytestconfig.rootpath, "--suites", str(folder),
                          "--reports", str(pytester.path / "reports"))
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
     assert "PASSED" in out and "BC28/port-in-case[valid]" in out
     assert "the control line 'AT+QCOAPSEND=1,1,127.0.0.1," in out     # no context: refused
     assert "the module refuses the valid line too, so the negative case proves nothing" in out
+
+
+def test_the_branch_of_the_answer_runs_after_a_decision_miss(pytester, pytestconfig, suites):
+    """The module answered OK where the decision assumed ERROR: a deviation, and the steps
+    that follow an OK still run (here one of them misses normatively)."""
+    (suites / "2.4-deviates.yaml").write_text("""\
+schema: 1
+manual: bc28
+section: "2.2"
+models: [BC28]
+vectors:
+  - id: branch
+    steps:
+      - send: AT+QCOAPCREATE=56830
+        expect: [OK, ERROR]
+        decision: {id: bc28.head-msgid, expect: ERROR}
+        then:
+          OK:
+            - send: AT+QCOAPDEL
+              expect: ERROR
+""")
+    result = run_vectors(pytester, pytestconfig.rootpath, "--suites", str(suites),
+                         "--reports", str(pytester.path / "reports"), "--decisions", "deviation")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "failed at step 1/OK.1 (send AT+QCOAPDEL)" in out
+    assert "deviations from the suite's decisions" in out and "final result 'ERROR'" in out
+
+
+def test_placeholders_take_integer_offsets():
+    from conformance.vectors.expand import expand
+    assert expand("mid={m+1} prev={m-1} same={m}", {"m": "26000"}) == "mid=26001 prev=25999 same=26000"
+    with pytest.raises(ValueError, match="not an integer"):
+        expand("{t+1}", {"t": "ABCD"})

@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w.]*)\}")
+#: ``{name}``, or ``{name+N}`` / ``{name-N}`` for an integer value (``{mid+1}``: the next
+#: message ID after a saved one); ``{{``/``}}`` are literal braces.
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w.]*)(?:([+-])(\d+))?\}")
 
 
 class UnknownVariable(KeyError):
@@ -20,7 +22,15 @@ def _substitute(text: str, variables: Mapping[str, object], convert) -> str:
         name = match.group(1)
         if name not in variables:
             raise UnknownVariable(name)
-        return convert(str(variables[name]))
+        value = variables[name]
+        if match.group(2):
+            try:
+                number = int(str(value))
+            except ValueError:
+                raise ValueError(f"{{{name}{match.group(2)}{match.group(3)}}}: {value!r} is "
+                                 f"not an integer") from None
+            value = number + int(match.group(3)) * (1 if match.group(2) == "+" else -1)
+        return convert(str(value))
     return PLACEHOLDER.sub(replace, text)
 
 

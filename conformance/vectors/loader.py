@@ -467,7 +467,7 @@ def _case_expand(text: str, values: Mapping[str, Any]) -> str:
     def keep(match: re.Match[str]) -> str:
         name = match.group(1)
         if name and name in values:
-            return str(values[name])
+            return expand(match.group(0), values)
         return match.group(0)
     return PLACEHOLDER.sub(keep, text)
 
