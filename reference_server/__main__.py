@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from reference_server.behaviour import Behaviour
-from reference_server.capture import CaptureHookError, Datagram, self_test
+from reference_server.capture import Datagram
+from reference_server.hooks import CaptureHookError, self_test
 from reference_server.pcap import write_pcap
 from reference_server.server import ReferenceServer
 
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.pcap:
             write_pcap(args.pcap, server.capture.datagrams())
-            print(f"wrote {len(server.capture)} datagrams to {args.pcap}", file=sys.stderr)
+            dropped = (f" ({server.capture.overflow} older ones dropped: capture limit "
+                       f"{server.capture.limit})" if server.capture.overflow else "")
+            print(f"wrote {len(server.capture)} datagrams to {args.pcap}{dropped}", file=sys.stderr)
     return 0
 
 

@@ -1,54 +1,67 @@
-"""What the network side answers: resources built from a vector's ``server:`` mapping.
+"""What the network side answers: the model of a vector's ``server:`` mapping, and its parser.
 
-``Behaviour`` is immutable data; ``BehaviourSite`` is the single aiocoap
-resource that serves it. The site reads the *current* behaviour on every
-request, so ``ReferenceServer.configure`` takes effect for the very next
-request without restarting the context.
+``Behaviour`` is immutable data, built by ``Behaviour.from_dict`` (ValueError
+names the offending field) or ``Behaviour.default()``. ``resources.BehaviourSite``
+serves it; ``network.NetworkPlan`` plays its ``faults``.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import aiocoap
-import aiocoap.resource
-from aiocoap.numbers import OptionNumber
-from aiocoap.numbers.constants import TransportTuning
-
-from coapspec import RFC7252, OptionFormat, Packet, code_from_dotted, encode, option_spec
-from coapspec.codec import encode_option_value
-from reference_server.capture import (
-    DOWNLINK, FAULT_ACTIONS, UPLINK, Capture, Fault, normalise_address,
+from coapspec import (
+    CONTENT_FORMATS, MessageType, OptionFormat, code_from_dotted, option_spec,
 )
+from coapspec.codec import encode_option_value
+from reference_server.capture import Direction, FaultAction
+from reference_server.network import Fault, ReplyAction
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
-_METHOD_BY_CODE = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}
+_METHOD_BY_CODE = {code_from_dotted(name): name for name in METHODS}
 
 WELL_KNOWN_CORE = "/.well-known/core"
-LINK_FORMAT = 40   # RFC 6690 §7.3 application/link-format
-METHOD_NOT_ALLOWED = 133   # 4.05, RFC 7252 §5.9.2.6
-CONTENT_FORMAT = 12        # RFC 7252 §5.10.3
+CONTENT_FORMAT = option_spec("Content-Format").number          # RFC 7252 §5.10.3
+LINK_FORMAT = next(n for n, name in CONTENT_FORMATS.items()    # RFC 6690 §7.3
+                   if name == "application/link-format")
+TEXT_PLAIN = next(n for n, name in CONTENT_FORMATS.items() if name == "text/plain")
+CONTENT = code_from_dotted("2.05")
+CHANGED = code_from_dotted("2.04")   # RFC 7252 §5.9.1.4: answers POST and PUT, may carry a payload
+NOT_FOUND = code_from_dotted("4.04")
 
-#: Computes a payload from the request payload (for /time, /echo …).
+#: Computes a payload from the request payload (for /time …).
 PayloadFn = Callable[[bytes], bytes]
+
+
+def method_name(code: int) -> str:
+    """``GET`` for 0.01 …; "" for a code that is not one of ``METHODS``."""
+    return _METHOD_BY_CODE.get(code, "")
+
+
+@dataclass(frozen=True)
+class ObserveSpec:
+    """Notifications after a registration: one per payload, ``interval`` module
+    seconds apart, as ``type`` (NON or CON; a CON is retransmitted until ACKed)."""
+
+    notifications: tuple[bytes, ...] = ()
+    interval: float = 1.0
+    type: MessageType = MessageType.NON
 
 
 @dataclass(frozen=True)
 class Reply:
     """One canned answer: code, options in the given order, payload."""
 
-    code: int = 69                                   # 2.05 Content
+    code: int = CONTENT
     payload: bytes = b""
     options: tuple[tuple[int, bytes], ...] = ()      # (number, raw value); Content-Format included
     echo: bool = False                               # payload := request payload
     delay: float = 0.0                               # seconds (× time_scale) before answering;
                                                      # > EMPTY_ACK_DELAY gives a separate response (§5.2.2)
     payload_fn: PayloadFn | None = field(default=None, compare=False)
-    separate: str | None = None    # "CON" | "NON": Empty ACK first, then this response type
-    action: str | None = None      # silent | rst | token-wrong | mid-wrong (capture.REPLY_ACTIONS)
-    observe: "ObserveSpec | None" = None   # answer GET+Observe:0 with notifications (RFC 7641)
+    separate: MessageType | None = None    # CON | NON: Empty ACK first, then this response type
+    action: ReplyAction | None = None      # how the answer is spoilt on the wire
+    observe: ObserveSpec | None = None     # answer GET+Observe:0 with notifications (RFC 7641)
 
     def payload_for(self, request_payload: bytes) -> bytes:
         if self.echo:
@@ -66,17 +79,6 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class ObserveSpec:
-    """Notifications after a registration: one per payload, ``interval`` module
-    seconds apart, as ``type`` (NON or CON; CONs are sent once, the module's ACK
-    is for the vector to check)."""
-
-    notifications: tuple[bytes, ...] = ()
-    interval: float = 1.0
-    type: str = "NON"
-
-
-@dataclass(frozen=True)
 class ResourceSpec:
     """A path's answers, per method. ``None`` key = any method not listed."""
 
@@ -86,33 +88,32 @@ class ResourceSpec:
     def reply_for(self, method: str) -> Reply | None:
         return self.replies.get(method, self.replies.get(None))
 
-    @property
-    def methods(self) -> tuple[str, ...]:
-        if None in self.replies:
-            return METHODS
-        return tuple(m for m in METHODS if m in self.replies)
-
 
 @dataclass(frozen=True)
 class Behaviour:
     """The whole served site: resources by path plus the code for unknown paths."""
 
     resources: Mapping[str, ResourceSpec] = field(default_factory=dict)
-    default_code: int = 132    # 4.04 Not Found, RFC 7252 §5.9.2.5
+    default_code: int = NOT_FOUND
     faults: tuple[Fault, ...] = ()   # the simulated network between server and module
 
     def lookup(self, path: str) -> ResourceSpec | None:
         return self.resources.get(path)
 
+    def reply_to(self, path: str, code: int) -> Reply | None:
+        """The reply for a request (None: unknown path or method not allowed)."""
+        spec = self.resources.get(path)
+        return spec.reply_for(method_name(code)) if spec is not None else None
+
     @classmethod
     def default(cls) -> "Behaviour":
         """/hello, /time, /echo and a generated /.well-known/core; else 4.04."""
-        text = ((CONTENT_FORMAT, b""),)   # Content-Format 0 = text/plain, minimal uint (§3.2)
+        text = ((CONTENT_FORMAT, encode_option_value(CONTENT_FORMAT, TEXT_PLAIN)),)
         resources = {
-            "/hello": ResourceSpec({"GET": Reply(69, b"hello world", text)}),
-            "/time": ResourceSpec({"GET": Reply(69, options=text, payload_fn=_now)}),
-            # RFC 7252 §5.9.1.4: 2.04 Changed answers POST and PUT; it may carry a payload.
-            "/echo": ResourceSpec({"POST": Reply(68, echo=True), "PUT": Reply(68, echo=True)}),
+            "/hello": ResourceSpec({"GET": Reply(CONTENT, b"hello world", text)}),
+            "/time": ResourceSpec({"GET": Reply(CONTENT, options=text, payload_fn=_now)}),
+            "/echo": ResourceSpec({"POST": Reply(CHANGED, echo=True),
+                                   "PUT": Reply(CHANGED, echo=True)}),
         }
         return cls(with_well_known_core(resources))
 
@@ -140,7 +141,7 @@ class Behaviour:
         raw_faults = data.get("faults") or []
         if not isinstance(raw_faults, list):
             raise ValueError("server.faults: expected a list of {dir, nth, action, seconds}")
-        faults = tuple(_fault(f, f"server.faults[{i}]") for i, f in enumerate(raw_faults))
+        faults = tuple(fault_from_dict(f, f"server.faults[{i}]") for i, f in enumerate(raw_faults))
         return cls(resources, default_code, faults)
 
 
@@ -150,7 +151,8 @@ def with_well_known_core(resources: Mapping[str, ResourceSpec]) -> dict[str, Res
     if WELL_KNOWN_CORE not in resources:
         links = ",".join(_link(path, spec) for path, spec in sorted(resources.items()))
         resources[WELL_KNOWN_CORE] = ResourceSpec({"GET": Reply(
-            69, links.encode(), ((CONTENT_FORMAT, encode_option_value(CONTENT_FORMAT, LINK_FORMAT)),))})
+            CONTENT, links.encode(),
+            ((CONTENT_FORMAT, encode_option_value(CONTENT_FORMAT, LINK_FORMAT)),))})
     return resources
 
 
@@ -169,33 +171,52 @@ def _now(_request_payload: bytes) -> bytes:
 
 _REPLY_FIELDS = {"code", "payload", "payload_hex", "content_format", "options", "echo", "delay",
                  "separate", "rst", "silent", "token", "mid", "observe"}
+_RESOURCE_FIELDS = _REPLY_FIELDS | {"methods", "blockwise"}
 _FAULT_FIELDS = {"dir", "nth", "action", "seconds"}
+#: reply field -> (its only value, the action it asks for)
+_ACTION_FIELDS = {"rst": (True, ReplyAction.RST), "silent": (True, ReplyAction.SILENT),
+                  "token": ("wrong", ReplyAction.TOKEN_WRONG),
+                  "mid": ("wrong", ReplyAction.MID_WRONG)}
+_TYPES = {"CON": MessageType.CON, "NON": MessageType.NON}
 
 
-def _fault(spec: Any, where: str) -> Fault:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def fault_from_dict(spec: Any, where: str) -> Fault:
+    """One ``faults:`` entry ``{dir, nth, action, seconds}``."""
     if not isinstance(spec, Mapping):
         raise ValueError(f"{where}: expected a mapping {{dir, nth, action, seconds}}")
     unknown = set(spec) - _FAULT_FIELDS
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
-    action = spec.get("action")
-    if action not in FAULT_ACTIONS:
-        raise ValueError(f"{where}.action: expected one of {list(FAULT_ACTIONS)}, got {action!r}")
-    direction = spec.get("dir")
-    if direction not in (None, UPLINK, DOWNLINK):
-        raise ValueError(f"{where}.dir: expected uplink or downlink (omit for both)")
+    try:
+        action = FaultAction(spec.get("action"))
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}.action: expected one of {[a.value for a in FaultAction]}, "
+                         f"got {spec.get('action')!r}") from None
+    try:
+        direction = Direction(spec["dir"]) if spec.get("dir") is not None else None
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}.dir: expected uplink or downlink (omit for both)") from None
     nth = spec.get("nth", [])
     nth = [nth] if isinstance(nth, int) and not isinstance(nth, bool) else nth
     if not isinstance(nth, list) or not all(isinstance(n, int) and not isinstance(n, bool)
                                             and n >= 1 for n in nth):
         raise ValueError(f"{where}.nth: expected a positive integer or a list of them")
     seconds = spec.get("seconds", 0.0)
-    if action == "delay" and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
-                              or seconds <= 0):
+    if action is FaultAction.DELAY and (not _is_number(seconds) or seconds <= 0):
         raise ValueError(f"{where}.seconds: a delay needs a positive number of module seconds")
-    if action != "delay" and "seconds" in spec:
+    if action is not FaultAction.DELAY and "seconds" in spec:
         raise ValueError(f"{where}.seconds: only a delay takes seconds")
     return Fault(action, direction, tuple(nth), float(seconds))
+
+
+def _message_type(value: Any, where: str) -> MessageType:
+    if value not in _TYPES:
+        raise ValueError(f"{where}: expected CON or NON")
+    return _TYPES[value]
 
 
 def _observe(spec: Any, where: str) -> ObserveSpec:
@@ -208,13 +229,10 @@ def _observe(spec: Any, where: str) -> ObserveSpec:
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ValueError(f"{where}.notifications: expected a list of text payloads")
     interval = spec.get("interval", 1.0)
-    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+    if not _is_number(interval) or interval <= 0:
         raise ValueError(f"{where}.interval: expected a positive number of module seconds")
-    mtype = spec.get("type", "NON")
-    if mtype not in ("CON", "NON"):
-        raise ValueError(f"{where}.type: expected CON or NON")
+    mtype = _message_type(spec.get("type", "NON"), f"{where}.type")
     return ObserveSpec(tuple(n.encode() for n in notes), float(interval), mtype)
-_RESOURCE_FIELDS = _REPLY_FIELDS | {"methods", "blockwise"}
 
 
 def _check_path(path: Any, where: str) -> str:
@@ -278,18 +296,16 @@ def _reply_from_dict(spec: Any, where: str) -> Reply:
     if not isinstance(echo, bool):
         raise ValueError(f"{where}.echo: expected true or false")
     delay = spec.get("delay", 0.0)
-    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+    if not _is_number(delay) or delay < 0:
         raise ValueError(f"{where}.delay: expected a non-negative number of seconds")
-    separate = spec.get("separate")
-    if separate not in (None, "CON", "NON"):
-        raise ValueError(f"{where}.separate: expected CON or NON")
+    separate = (_message_type(spec["separate"], f"{where}.separate")
+                if spec.get("separate") is not None else None)
     actions = []
-    for key, good in (("rst", True), ("silent", True), ("token", "wrong"), ("mid", "wrong")):
+    for key, (only, action) in _ACTION_FIELDS.items():
         if key in spec:
-            if spec[key] != good:
-                raise ValueError(f"{where}.{key}: the only value is {good!r}")
-            actions.append({"rst": "rst", "silent": "silent", "token": "token-wrong",
-                            "mid": "mid-wrong"}[key])
+            if spec[key] != only:
+                raise ValueError(f"{where}.{key}: the only value is {only!r}")
+            actions.append(action)
     if len(actions) > 1:
         raise ValueError(f"{where}: rst, silent, token: wrong and mid: wrong exclude each other")
     observe = _observe(spec["observe"], f"{where}.observe") if "observe" in spec else None
@@ -351,181 +367,3 @@ def _option(item: Any, where: str) -> tuple[int, bytes]:
         return number, encode_option_value(number, value)
     except ValueError:
         raise ValueError(f"{where}: {value!r} is not a valid {fmt.value} value for option {key!r}") from None
-
-
-# --- the aiocoap site -----------------------------------------------------------------
-
-class BehaviourSite(aiocoap.resource.Resource):
-    """Root resource answering every request from ``current()`` (looked up per request)."""
-
-    def __init__(self, current: Callable[[], Behaviour], time_scale: float = 1.0,
-                 capture: Capture | None = None) -> None:
-        super().__init__()
-        self._current = current
-        self._time_scale = time_scale
-        self._tuning = scaled_tuning(time_scale)
-        self._capture = capture      # reply actions, observations and raw sends
-
-    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
-        spec = self._current().lookup(request_path(request))
-        return spec.blockwise if spec else False
-
-    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        behaviour = self._current()
-        spec = behaviour.lookup(request_path(request))
-        if spec is None:
-            return aiocoap.Message(code=behaviour.default_code)
-        reply = spec.reply_for(_METHOD_BY_CODE.get(int(request.code), ""))
-        if reply is None:
-            return aiocoap.Message(code=METHOD_NOT_ALLOWED)
-        plan = self._capture.plan if self._capture is not None else None
-        if reply.action and plan is not None:
-            plan.expect_reply(request.mid, bytes(request.token), reply.action)
-        if reply.separate:
-            # install_prompt_empty_ack made aiocoap send the Empty ACK at once.
-            await asyncio.sleep(max(reply.delay * self._time_scale, SEPARATE_MIN_REAL))
-        elif reply.delay:
-            # aiocoap sends an Empty ACK after EMPTY_ACK_DELAY and then the response as
-            # a separate CON (RFC 7252 §5.2.2).
-            await asyncio.sleep(reply.delay * self._time_scale)
-        response = build_response(reply, bytes(request.payload))
-        if reply.separate == "NON":
-            response.mtype = aiocoap.NON
-        if self._tuning is not None:
-            response.transport_tuning = self._tuning
-        observe = request.opt.observe
-        if reply.observe is not None and plan is not None and observe is not None:
-            token = bytes(request.token)
-            old = plan.observations.pop(token, None)
-            if old is not None:
-                old.cancel()
-            if observe == 0:
-                response.opt.observe = 0
-                peer = normalise_address(request.remote.sockaddr)
-                plan.observations[token] = Observation(
-                    plan, self._capture, reply, token, peer, self._time_scale)
-        return response
-
-
-class Observation:
-    """One registration (RFC 7641 §3.1): notifications with Observe 1, 2, … sent raw
-    through the hooked socket; ends on deregistration (GET with Observe: 1, §3.6),
-    on an RST to a notification, on a CON notification never acknowledged
-    (§4.5), or on the next ``configure()``.
-
-    A CON notification is retransmitted like any CON (RFC 7252 §4.2, default
-    parameters, in scaled time) until the module ACKs it; the next one waits
-    for that (§4.5.1: one CON notification in flight)."""
-
-    def __init__(self, plan: Any, capture: Capture, reply: Reply, token: bytes,
-                 peer: tuple[str, int], time_scale: float) -> None:
-        self.plan, self.capture, self.reply = plan, capture, reply
-        self.token, self.peer, self.time_scale = token, peer, time_scale
-        self.mids: set[int] = set()
-        self._acked: dict[int, asyncio.Event] = {}
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    def cancel(self) -> None:
-        self.task.cancel()
-
-    def note_ack(self, mid: int) -> None:
-        """The module acknowledged notification ``mid`` (called by the capture hook)."""
-        event = self._acked.get(mid)
-        if event is not None:
-            event.set()
-
-    async def _run(self) -> None:
-        spec = self.reply.observe
-        assert spec is not None
-        mtype = 0 if spec.type == "CON" else 1
-        for seq, payload in enumerate(spec.notifications, start=1):
-            await asyncio.sleep(spec.interval * self.time_scale)
-            if not self.plan.active or self.capture.send_raw is None:
-                return
-            mid = self.plan.next_mid()
-            self.mids.add(mid)
-            options = tuple(sorted(((6, encode_option_value(6, seq)), *self.reply.options),
-                                   key=lambda o: o[0]))
-            raw = encode(Packet(mtype, self.reply.code, mid, self.token, options, payload))
-            if mtype == 1:
-                self.capture.send_raw(raw, self.peer)
-            elif not await self._deliver_con(mid, raw):
-                return  # RFC 7641 §4.5: no ACK, the client is no longer an observer
-
-    async def _deliver_con(self, mid: int, raw: bytes) -> bool:
-        """Send and retransmit until ACKed (RFC 7252 §4.2); False after MAX_RETRANSMIT."""
-        acked = self._acked[mid] = asyncio.Event()
-        timeout = RFC7252.initial_timeout()
-        try:
-            for _ in range(RFC7252.max_retransmit + 1):
-                if self.capture.send_raw is None:
-                    return False
-                self.capture.send_raw(raw, self.peer)
-                try:
-                    await asyncio.wait_for(acked.wait(), timeout * self.time_scale)
-                    return True
-                except asyncio.TimeoutError:
-                    timeout *= 2
-            return False
-        finally:
-            del self._acked[mid]
-
-
-SEPARATE_MIN_REAL = 0.005   # real seconds between the Empty ACK and a separate response
-
-
-class _PromptEmptyAck(TransportTuning):
-    EMPTY_ACK_DELAY = 0.0
-
-
-def install_prompt_empty_ack(ctx: Any, current: Callable[[], Behaviour]) -> None:
-    """For requests whose reply is ``separate``, make aiocoap send the Empty ACK at
-    once instead of after its unscaled EMPTY_ACK_DELAY (0.1 s), which at a time
-    scale of 0.01 would be 10 module seconds, after the module's first
-    retransmission. Shadows ``MessageManager._process_request`` on the instance
-    (aiocoap pinned; see capture.py on private attributes)."""
-    for token_manager in getattr(ctx, "request_interfaces", ()):
-        manager = getattr(token_manager, "token_interface", None)
-        original = getattr(manager, "_process_request", None)
-        if original is None:
-            continue
-
-        def process(request: aiocoap.Message, _original=original) -> None:
-            try:
-                spec = current().lookup(request_path(request))
-                reply = spec.reply_for(_METHOD_BY_CODE.get(int(request.code), "")) if spec else None
-                if reply is not None and reply.separate:
-                    request.transport_tuning = _PromptEmptyAck()
-            except Exception:   # never let the shortcut break request handling
-                pass
-            _original(request)
-
-        manager._process_request = process
-
-
-def scaled_tuning(time_scale: float) -> TransportTuning | None:
-    """RFC 7252 §4.8 timers × ``time_scale`` for the CONs the server sends (separate
-    responses), so retransmission tests need not wait 2-45 s. None = RFC defaults.
-
-    aiocoap honours a response's ``transport_tuning`` for its retransmissions
-    (measured with 0.4.17). EMPTY_ACK_DELAY is taken from the *request*, so it
-    stays at aiocoap's 0.1 s.
-    """
-    if time_scale == 1.0:
-        return None
-    return type("ScaledTuning", (TransportTuning,), {
-        "ACK_TIMEOUT": TransportTuning.ACK_TIMEOUT * time_scale,
-        "__doc__": f"RFC 7252 timers scaled by {time_scale}",
-    })()
-
-
-def request_path(request: aiocoap.Message) -> str:
-    """Uri-Path segments joined with '/' and a leading '/' (RFC 7252 §6.5 step 8)."""
-    return "/" + "/".join(request.opt.uri_path)
-
-
-def build_response(reply: Reply, request_payload: bytes) -> aiocoap.Message:
-    message = aiocoap.Message(code=reply.code, payload=reply.payload_for(request_payload))
-    for number, raw in reply.options:
-        message.opt.add_option(OptionNumber(number).create_option(decode=raw))
-    return message

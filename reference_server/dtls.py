@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, overload
 
 from mbedtls import tls
 
@@ -66,7 +66,7 @@ def psk_from_dict(spec: dict[str, Any] | None) -> tuple[str, bytes]:
 
 @dataclass
 class Record:
-    """One encrypted datagram on the wire (for the pcap)."""
+    """One encrypted datagram on the wire (a ``pcap.WireDatagram``)."""
 
     time: float
     src: Address
@@ -74,8 +74,8 @@ class Record:
     data: bytes
     uplink: bool
     seq: int = 0
+    reached_module_wire = True      # the DTLS front has no simulated network
 
-    # The face reference_server.pcap.write_pcap expects of a datagram.
     @property
     def raw(self) -> bytes:
         return self.data
@@ -83,6 +83,56 @@ class Record:
     @property
     def wall(self) -> float:
         return self.time
+
+
+class RecordLog:
+    """The encrypted records, indexed from the first one ever appended.
+
+    ``len(log)`` is the index the next record gets (what the harness keeps as a
+    mark) and ``log[start:]`` the records from index ``start`` that are still held;
+    ``forget_before(index)`` frees older ones (``ReferenceServer.configure``, once
+    per vector), so indices stay valid while memory stays bounded."""
+
+    def __init__(self) -> None:
+        self._items: list[Record] = []
+        self._base = 0                  # index of _items[0]
+
+    def append(self, record: Record) -> None:
+        self._items.append(record)
+
+    def forget_before(self, index: int) -> None:
+        drop = min(index - self._base, len(self._items))
+        if drop > 0:
+            del self._items[:drop]
+            self._base += drop
+
+    @property
+    def held(self) -> int:
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return self._base + len(self._items)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(list(self._items))
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        if isinstance(index, slice):
+            if index.step not in (None, 1) or (index.start or 0) < 0 or (index.stop or 0) < 0:
+                raise IndexError("RecordLog slices go forward from an index: log[start:stop]")
+            start = max((index.start or 0) - self._base, 0)
+            stop = None if index.stop is None else max(index.stop - self._base, 0)
+            return self._items[start:stop]
+        position = index - self._base if index >= 0 else len(self._items) + index
+        if not 0 <= position < len(self._items):
+            raise IndexError(f"record {index} is not held (held: {self._base}..{len(self) - 1})")
+        return self._items[position]
 
 
 
@@ -115,7 +165,7 @@ class DtlsFront(asyncio.DatagramProtocol):
         self.coap_address = coap_address
         self.transport: asyncio.DatagramTransport | None = None
         self.peers: dict[Address, _Peer] = {}
-        self.records: list[Record] = []
+        self.records = RecordLog()
         self._context: Any = None
         self.set_psk(DEFAULT_IDENTITY, DEFAULT_KEY)
 

@@ -10,9 +10,26 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from typing import Iterable
+from typing import Iterable, Protocol
 
-from reference_server.capture import Datagram
+Address = tuple[str, int]
+
+
+class WireDatagram(Protocol):
+    """What a pcap record needs: ``capture.Datagram`` and ``dtls.Record`` both are one."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def wall(self) -> float: ...
+    @property
+    def raw(self) -> bytes: ...
+    @property
+    def src(self) -> Address: ...
+    @property
+    def dst(self) -> Address: ...
+    @property
+    def reached_module_wire(self) -> bool: ...
 
 LINKTYPE_RAW = 101
 _PCAP_MAGIC_USEC = 0xA1B2C3D4
@@ -23,13 +40,14 @@ _TTL = 64
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def write_pcap(path: str | os.PathLike[str], datagrams: Iterable[Datagram]) -> None:
-    """Write ``datagrams`` in order; timestamps from ``Datagram.wall``."""
+def write_pcap(path: str | os.PathLike[str], datagrams: Iterable[WireDatagram]) -> None:
+    """Write ``datagrams`` in order; timestamps from ``wall``; what never reached the
+    module's wire (a downlink the simulated network dropped) is left out."""
     with open(path, "wb") as out:
         out.write(struct.pack("<IHHiIII", _PCAP_MAGIC_USEC, 2, 4, 0, 0, _SNAPLEN, LINKTYPE_RAW))
         for datagram in datagrams:
-            if not getattr(datagram, "reached_module_wire", True):
-                continue   # a downlink the simulated network dropped never reached the wire
+            if not datagram.reached_module_wire:
+                continue
             frame = ip_udp_frame(datagram)
             seconds = int(datagram.wall)
             micros = min(int(round((datagram.wall - seconds) * 1e6)), 999_999)
@@ -37,7 +55,7 @@ def write_pcap(path: str | os.PathLike[str], datagrams: Iterable[Datagram]) -> N
             out.write(frame)
 
 
-def ip_udp_frame(datagram: Datagram) -> bytes:
+def ip_udp_frame(datagram: WireDatagram) -> bytes:
     """IP header + UDP header + payload for one datagram, src/dst per its direction."""
     (src_host, src_port), (dst_host, dst_port) = datagram.src, datagram.dst
     src, dst = _same_family(_ip(src_host), _ip(dst_host))

@@ -1,23 +1,26 @@
-"""The reference CoAP server: an aiocoap server context plus the capture hook.
+"""The reference CoAP server: an aiocoap server context, the hooks, the DTLS front.
 
 Two ways to run it:
 
 * ``start()`` / ``stop()`` from synchronous code (the pytest layer): the
   context runs on its own asyncio loop in a daemon thread;
-* ``await run_forever(stop_event)`` on an existing loop (the standalone CLI).
+* ``await start_async()`` / ``await stop_async()`` on an existing loop (the standalone CLI).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import aiocoap
 
-from reference_server.behaviour import Behaviour, BehaviourSite, install_prompt_empty_ack
-from reference_server.capture import Address, Capture, install_hooks, udp6_interfaces
+from reference_server import hooks
+from reference_server.behaviour import Behaviour
+from reference_server.capture import Address, Capture
 from reference_server.dtls import DtlsFront
+from reference_server.network import NetworkPlan, SimulatedNetwork
+from reference_server.resources import BehaviourSite, must_reject
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class ReferenceServer:
         self.bind = bind
         self.time_scale = time_scale   # multiplies resource ``delay``s and ACK_TIMEOUT of server CONs
         self.capture = Capture()
+        self.network = SimulatedNetwork()   # faults and reply actions, per vector
         self._behaviour = Behaviour.default()
         self._lock = threading.Lock()
         self._ctx: Any = None
@@ -39,42 +43,48 @@ class ReferenceServer:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self.dtls: DtlsFront | None = None   # DTLS 1.2 PSK front (reference_server/dtls.py)
+        self._dtls_vector_start = 0          # index of the current vector's first DTLS record
 
     # -- behaviour -----------------------------------------------------------------
     def configure(self, behaviour: Behaviour) -> None:
-        """Replace the served resources; the next request already sees them."""
+        """Start a vector: serve ``behaviour`` from the very next request, restart the
+        simulated network (nth counted from here, observations end), forget the
+        previous vector's exchanges, and free what the capture holds from before the
+        previous vector's ``mark()`` (the harness marks right after configuring)."""
         if not isinstance(behaviour, Behaviour):
             raise TypeError("configure() takes a Behaviour (use Behaviour.from_dict)")
         with self._lock:
             self._behaviour = behaviour
-            # The simulated network restarts with the behaviour (nth counted from here).
-            self.capture.arm(behaviour.faults, self.time_scale)
-        self._forget_exchanges()
+            old = self.network.arm(behaviour.faults, self.time_scale)
+        self.capture.forget_before_last_mark()
+        self._on_loop(lambda: self._new_vector(old))
 
-    def _forget_exchanges(self) -> None:
-        """Start every vector with an empty RFC 7252 §4.5 duplicate cache.
+    def _new_vector(self, old: NetworkPlan) -> None:
+        """The loop's part of ``configure``."""
+        old.close()
+        if self._ctx is not None:
+            hooks.forget_exchanges(self._ctx)
+        if self.dtls is not None:
+            self.dtls.records.forget_before(self._dtls_vector_start)
+            self._dtls_vector_start = len(self.dtls.records)
 
-        aiocoap remembers (peer, message id) -> reply for EXCHANGE_LIFETIME (247 s); a
-        module rebooted for the next vector that reuses a message id would otherwise get
-        the previous vector's cached reply. The dict is replaced, not cleared: aiocoap's
-        pending expiry timers hold the old one. Private attribute, pinned aiocoap."""
-        ctx, loop = self._ctx, self._loop
-        if ctx is None or loop is None:
-            return
-
-        def forget() -> None:
-            for token_manager in ctx.request_interfaces:
-                message_manager = getattr(token_manager, "token_interface", None)
-                if hasattr(message_manager, "_recent_messages"):
-                    message_manager._recent_messages = {}
-
-        if threading.current_thread() is self._thread:
-            forget()
+    def _on_loop(self, work: Callable[[], None], timeout: float = 5.0) -> None:
+        """Run ``work`` on the server's loop and wait for it (directly when not threaded)."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or threading.current_thread() is self._thread:
+            work()
             return
         done = threading.Event()
-        loop.call_soon_threadsafe(lambda: (forget(), done.set()))
-        if not done.wait(5):
-            raise RuntimeError("reference server loop did not take the new behaviour within 5 s")
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                done.set()
+
+        loop.call_soon_threadsafe(run)
+        if not done.wait(timeout):
+            raise RuntimeError(f"reference server loop did not take the new behaviour within {timeout} s")
 
     @property
     def behaviour(self) -> Behaviour:
@@ -109,10 +119,6 @@ class ReferenceServer:
 
         asyncio.run_coroutine_threadsafe(apply(), loop).result(timeout)
 
-    @property
-    def running(self) -> bool:
-        return self._ctx is not None
-
     # -- network-initiated traffic ---------------------------------------------------
     def inject(self, raw: bytes, to: Address, timeout: float = 5.0) -> None:
         """Send ``raw`` to ``to`` from the server's own socket, exactly as given.
@@ -121,15 +127,12 @@ class ReferenceServer:
         datagrams: aiocoap's ``ctx.request()`` would rewrite token and message id
         (stack facts), so this goes through the hooked transport and is captured
         as a downlink datagram like any other."""
-        loop = self._loop
-        if loop is None or self._ctx is None:
+        loop, send_raw = self._loop, self.network.send_raw
+        if loop is None or self._ctx is None or send_raw is None:
             raise RuntimeError("ReferenceServer is not started")
 
         async def send() -> None:
-            interface = udp6_interfaces(self._ctx)[0]
-            host, port = to
-            sockaddr = (host if ":" in host else f"::ffff:{host}", port, 0, 0)
-            interface.transport.sendmsg(raw, [], 0, sockaddr)
+            send_raw(raw, to)
 
         asyncio.run_coroutine_threadsafe(send(), loop).result(timeout)
 
@@ -138,18 +141,19 @@ class ReferenceServer:
         """Create the aiocoap context on the running loop and hook the capture."""
         if self._ctx is not None:
             raise RuntimeError("ReferenceServer already started")
-        site = BehaviourSite(lambda: self.behaviour, self.time_scale, self.capture)
+        site = BehaviourSite(lambda: self.behaviour, self.network, self.time_scale)
         # Only udp6: plain CoAP over UDP (RFC 7252); the other default transports
         # (TCP, WebSockets, DTLS, OSCORE) are not what the modules speak here.
         ctx = await aiocoap.Context.create_server_context(site, bind=self.bind, transports=["udp6"])
         try:
-            addresses = install_hooks(ctx, self.capture)
-            install_prompt_empty_ack(ctx, lambda: self.behaviour)
+            addresses = hooks.install_hooks(ctx, self.capture, self.network)
+            hooks.install_request_hook(ctx, reject=must_reject,
+                                       prompt_empty_ack=site.wants_prompt_empty_ack)
         except Exception:
             await ctx.shutdown()
             raise
         self._ctx, self._address = ctx, addresses[0]
-        self.dtls = DtlsFront(self._address)
+        self.dtls, self._dtls_vector_start = DtlsFront(self._address), 0
         await self.dtls.start(self._address[0])
         log.info("reference server listening on %s:%d", *self._address)
 
@@ -159,14 +163,6 @@ class ReferenceServer:
             self.dtls.close()
         if ctx is not None:
             await ctx.shutdown()
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """Serve on the current loop until ``stop`` is set (used by the CLI)."""
-        await self.start_async()
-        try:
-            await stop.wait()
-        finally:
-            await self.stop_async()
 
     # -- thread wrapper --------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
