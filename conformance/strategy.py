@@ -53,31 +53,38 @@ class ModuleBroken(ATError):
 
 @dataclass(frozen=True)
 class Sticky:
-    """State no command restores: commands matching ``setters`` change it, commands named
-    in ``consumers`` depend on it."""
+    """State no command restores: commands matching ``setters`` change it, commands
+    matching ``consumers`` depend on it (each pattern is matched against one command,
+    ``+QCOAPSEND=0,1,...``)."""
 
     name: str
-    setters: re.Pattern[str]          # matched against one command: ``+QCOAPSEND=0,1,...``
-    consumers: frozenset[str]
+    setters: re.Pattern[str]
+    consumers: re.Pattern[str]
 
     def set_by(self, command: str) -> bool:
         return bool(self.setters.match(command))
 
+    def used_by(self, command: str) -> bool:
+        return bool(self.consumers.match(command))
 
-def _sticky(name: str, setters: str, *consumers: str) -> Sticky:
-    return Sticky(name, re.compile(setters, re.I), frozenset(consumers))
+
+def _sticky(name: str, setters: str, consumers: str) -> Sticky:
+    return Sticky(name, re.compile(setters, re.I), re.compile(consumers, re.I))
 
 
+_WRITE = r"=(?!\?)"      # the write form, not the test form =?
 STICKY: dict[str, tuple[Sticky, ...]] = {
     "bc28": (
-        _sticky("head", r"\+QCOAPHEAD=", "+QCOAPSEND"),                       # §2.4
-        _sticky("options", r"\+QCOAPOPTION=", "+QCOAPSEND"),                  # §2.5
-        _sticky("resources", r"\+QCOAPADDRES=", "+QCOAPCREATE", "+QCOAPSEND"),  # §2.3
-        _sticky("datastatus", r"\+QCOAPSEND=\s*0\s*,", "+QCOAPDATASTATUS"),    # §2.7: a CON
+        _sticky("head", r"\+QCOAPHEAD" + _WRITE, r"\+QCOAPSEND" + _WRITE),                 # §2.4
+        _sticky("options", r"\+QCOAPOPTION" + _WRITE, r"\+QCOAPSEND" + _WRITE),            # §2.5
+        _sticky("resources", r"\+QCOAPADDRES" + _WRITE,                                     # §2.3
+                r"\+QCOAP(?:CREATE|SEND)" + _WRITE),
+        _sticky("datastatus", r"\+QCOAPSEND=\s*0\s*,", r"\+QCOAPDATASTATUS\?"),          # §2.7
     ),
     "bg95": (
-        _sticky("header", r"\+QCOAPHEADER=", "+QCOAPSEND"),                   # §3.3.4
-        _sticky("ssl", r"\+QSSLCFG=", "+QCOAPOPEN"),                         # §5.2
+        _sticky("header", r"\+QCOAPHEADER" + _WRITE, r"\+QCOAPSEND" + _WRITE),             # §3.3.4
+        # §5.2: only a client with DTLS enabled reads the AT+QSSLCFG context.
+        _sticky("ssl", r"\+QSSLCFG" + _WRITE, r'\+QCOAPCFG="dtls",\s*\d+\s*,\s*1'),
     ),
 }
 
@@ -118,7 +125,7 @@ def needs(vector: Vector, dialect: str) -> set[str]:
     needed: set[str] = set()
     for command in commands_of(vector_commands(vector)):
         for sticky in STICKY.get(dialect, ()):
-            if _name(command) in sticky.consumers and sticky.name not in set_so_far:
+            if sticky.used_by(command) and sticky.name not in set_so_far:
                 needed.add(sticky.name)
             if sticky.set_by(command):
                 set_so_far.add(sticky.name)

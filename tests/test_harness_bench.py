@@ -51,17 +51,21 @@ section: "2.1"
 models: [BC28]
 vectors:
   - id: a-first
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
   - id: b-second
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
       - no_urc: '\\+QCOAPURC: .*'
         within: 3
   - id: c-third
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
   - id: d-fourth
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
 """
@@ -146,11 +150,13 @@ section: "3.3.2"
 models: [BG95-M3]
 vectors:
   - id: a-reboots
+    quote: "from the note"
     steps:
       - send: AT+CFUN=1,1
       - send: AT+QCOAPOPEN?
         timeout: 1
   - id: b-after
+    quote: "from the note"
     steps:
       - send: AT+QCOAPOPEN=0,"{server.host}",{server.port}
       - urc: '\\+QCOAPOPEN: 0,0'

@@ -122,6 +122,7 @@ section: "2.6"
 models: [BC28]
 vectors:
   - id: port-in-case
+    quote: "from the note"
     cases:
       - {id: valid, args: '1,1,{server.host},{server.port}'}
     steps:
@@ -130,11 +131,13 @@ vectors:
         data: ""
       - packet: {dir: uplink, type: NON, code: GET}
   - id: control-refused
+    quote: "from the note"
     steps:
       - send: AT+QCOAPSEND=4,1,{server.host},{server.port}
         expect: error
         control: AT+QCOAPSEND=1,1,{server.host},{server.port}
   - id: control-types-the-data-too
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
       - send: AT+QCOAPSEND=4,1,{server.host},{server.port}
@@ -162,6 +165,7 @@ section: "2.2"
 models: [BC28]
 vectors:
   - id: branch
+    quote: "from the note"
     steps:
       - send: AT+QCOAPCREATE=56830
         expect: [OK, ERROR]

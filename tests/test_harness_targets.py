@@ -17,6 +17,7 @@ section: "2.4"
 models: [BC28]
 vectors:
   - id: wrong-msgid
+    quote: "from the note"
     title: expects a message ID the module was not told to use
     steps:
       - send: AT+QCOAPCREATE=56830

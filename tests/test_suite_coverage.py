@@ -20,10 +20,14 @@ def bg95_expected_results(pytestconfig) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     for loaded in load_tree(Path(pytestconfig.rootpath) / "suites"):
         for vector in loaded.vectors if loaded.manual == "bg95" else ():
-            for step in vector.steps:
-                match = RESULT_URC.fullmatch(str(step.spec.get("urc", "")))
-                if match:
-                    found.setdefault(int(match.group(1)), []).append(vector.id)
+            for step in vector.all_steps():          # then: branches included
+                patterns = [step.spec.get("urc", "")]
+                if step.decision is not None:          # a decision's stricter URC counts too
+                    patterns.append(step.decision.fields.get("urc", ""))
+                for pattern in patterns:
+                    match = RESULT_URC.fullmatch(str(pattern))
+                    if match:
+                        found.setdefault(int(match.group(1)), []).append(vector.id)
     return found
 
 

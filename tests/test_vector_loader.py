@@ -17,6 +17,7 @@ vectors:
   - id: v1
     steps:
       - send: AT+QCOAPCREATE=56830
+    quote: "The CoAP context"
 """
 
 
@@ -47,7 +48,7 @@ BROKEN = [
     ("manual enum", GOOD.replace("manual: bc28", "manual: bc95"), 2, "manual", "is not one of"),
     ("missing section", GOOD.replace('section: "2.1"\n', ""), 1, "(top level)", "'section' is a required property"),
     ("section pattern", GOOD.replace('"2.1"', '"two"'), 3, "section", "does not match"),
-    ("unknown top field", GOOD + "colour: blue\n", 8, "colour", "unknown field (allowed: manual, models"),
+    ("unknown top field", GOOD + "colour: blue\n", 9, "colour", "unknown field (allowed: manual, models"),
     ("no vectors", GOOD.split("vectors:")[0] + "vectors: []\n", 4, "vectors", "should be non-empty"),
     ("vector id pattern", GOOD.replace("id: v1", "id: 'Has Spaces'"), 5, "vectors[0].id", "does not match"),
     ("vector without steps", GOOD.replace("    steps:\n      - send: AT+QCOAPCREATE=56830\n", "    title: x\n"), 5, "vectors[0]", "'steps' is a required property"),
@@ -82,6 +83,7 @@ BROKEN = [
     ("distinct_mids type enum", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- distinct_mids: {type: ACK}"), 7, "vectors[0].steps[0].distinct_mids.type", "is not one of"),
     ("verdict with a step field", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {dedup: {mid: 1}, within: 3}"), 7, "vectors[0].steps[0].within", "not allowed in a 'dedup' step"),
     # normative vs decision, alternatives, negative cases (suites/README.md)
+    ("vector without quote", GOOD.replace('    quote: "The CoAP context"\n', ""), 5, "vectors[0]", "'quote' is a required property"),
     ("duplicate key", GOOD.replace("    steps:", "    title: a\n    title: b\n    steps:"), 7, "vectors[0].title", "duplicate key"),
     ("unknown decision", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, decision: bc28.nothing}"), 7, "vectors[0].steps[0].decision", "unknown decision 'bc28.nothing'"),
     ("decision id pattern", GOOD.replace("- send: AT+QCOAPCREATE=56830", "- {send: AT, decision: Nothing}"), 7, "vectors[0].steps[0].decision", "is not valid under any"),
