@@ -43,7 +43,7 @@ def test_failure_report_names_vector_section_step_and_shows_the_timeline(pyteste
     out = result.stdout.str()
     for expected in ("vector wrong-msgid on BC28: BC28 note §2.4 not met",
                      "2.4-failing.yaml:6",
-                     "failed at step 4 (packet dir=uplink, type=NON, code=GET, mid=1001) (line 13)",
+                     "failed at step 4 (packet dir=uplink, type=NON, code=GET, mid=1001) (line 14)",
                      "expected: mid: expected 1001, got 1000",
                      "AT >> AT+QCOAPHEAD=3,1000",
                      "UDP #0 module -> net",
