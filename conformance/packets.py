@@ -14,16 +14,21 @@ def expected_code(value: str | int) -> int:
 
 
 def mismatches(expected: Mapping[str, Any], direction: str, packet: Packet | None,
-               variables: Mapping[str, Any], fault: str | None = None) -> list[str]:
+               variables: Mapping[str, Any], fault: str | None = None,
+               raw: bytes | None = None) -> list[str]:
     """Each field of ``expected`` that ``packet`` does not have, as ``field: expected X, got Y``."""
     problems: list[str] = []
     if direction != expected["dir"]:
         problems.append(f"dir: expected {expected['dir']}, got {direction}")
     if "fault" in expected and expected["fault"] != (fault or "none"):
         problems.append(f"fault: expected {expected['fault']}, got {fault or 'none'}")
+    if "raw_hex" in expected and raw is not None:
+        want_raw = bytes.fromhex(expand(expected["raw_hex"], variables))
+        if want_raw != raw:
+            problems.append(f"raw bytes: expected {want_raw.hex()}, got {raw.hex()}")
     if packet is None:
         # A step giving only dir (and fault) accepts an unparsable datagram (malformed inject).
-        if set(expected) - {"dir", "fault", "within"}:
+        if set(expected) - {"dir", "fault", "within", "raw_hex"}:
             problems.append("datagram is not a parsable CoAP message")
         return problems
 
