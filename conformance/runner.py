@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping, Protocol
 
-from conformance import packets, timeline, verdicts
+from conformance import packets, secrets, timeline, verdicts
 from conformance.at_channel import (
     CTRL_Z, ESC, ATChannel, ATError, PortLost, Reply, Urc, canonical_line, canonical_pattern,
     is_error,
@@ -553,7 +553,7 @@ def report(run: VectorRun, timeline_text: str) -> str:
         lines.append(f"  repeats tolerated in scaled time (see Runner._latency_repeat): "
                      f"{', '.join(f'#{n}' for n in run.latency_repeats)}")
     lines += ["", "timeline (AT lines and datagrams, seconds since vector start):", timeline_text]
-    return "\n".join(lines)
+    return secrets.mask("\n".join(lines))      # a quote or a value may hold a PSK key
 
 
 def _takes_anything(spec: Mapping[str, Any]) -> bool:

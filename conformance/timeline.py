@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Protocol
 
+from conformance import secrets
 from conformance.transcript import Entry
 
 
@@ -22,7 +23,8 @@ def datagram_line(d: CapturedDatagram, origin: float) -> str:
     what = packet.summary() if packet is not None else f"UNPARSABLE {d.raw.hex()}"
     fault = getattr(d, "fault", None)
     mark = f"  [network: {fault}]" if fault else ""
-    return f"{d.mono - origin:+9.4f}s UDP #{d.seq} {arrow} {d.peer[0]}:{d.peer[1]}  {what}{mark}"
+    return secrets.mask(f"{d.mono - origin:+9.4f}s UDP #{d.seq} {arrow} {d.peer[0]}:{d.peer[1]}  "
+                        f"{what}{mark}")
 
 
 def packet_table(datagrams: Iterable[CapturedDatagram], origin: float) -> str:

@@ -5,6 +5,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from conformance import secrets
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -16,7 +18,7 @@ class Entry:
     def render(self, origin: float) -> str:
         arrow = ">>" if self.direction == "tx" else "<<"
         tag = "" if self.kind in ("cmd", "info", "final") else f"[{self.kind}] "
-        return f"{self.mono - origin:+9.4f}s AT {arrow} {tag}{self.text}"
+        return secrets.mask(f"{self.mono - origin:+9.4f}s AT {arrow} {tag}{self.text}")
 
 
 class Transcript:
@@ -25,8 +27,13 @@ class Transcript:
     def __init__(self) -> None:
         self._entries: list[Entry] = []
         self._lock = threading.Lock()
+        self._psk_upload = False     # the last command uploads a PSK file: mask what is typed
 
     def add(self, direction: str, kind: str, text: str, mono: float | None = None) -> Entry:
+        if kind == "cmd":
+            self._psk_upload = secrets.is_psk_upload(text)
+        elif kind == "data" and self._psk_upload:
+            text = secrets.mask_psk_file(text)
         entry = Entry(time.monotonic() if mono is None else mono, direction, kind, text)
         with self._lock:
             self._entries.append(entry)

@@ -1,0 +1,79 @@
+"""The Allure 3 HTML report of a run (the npm ``allure`` package, pinned in package.json and
+installed into node_modules/ by tools/bootstrap: no Java, no global install).
+
+The report is one self-contained ``index.html`` (Allure's awesome report, ``singleFile``):
+it opens from disk in any browser, no server needed, so it can be mailed or archived.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "node_modules" / ".bin" / "allure"
+RESULTS = "allure-results"
+REPORT = "allure-report"
+TIMEOUT = 600
+
+
+class AllureUnavailable(RuntimeError):
+    pass
+
+
+def cli() -> Path:
+    if not CLI.exists():
+        raise AllureUnavailable(f"{CLI} is missing: run ./tools/bootstrap (npm ci installs Allure 3)")
+    if shutil.which("node") is None:
+        raise AllureUnavailable("node is not installed: run ./tools/bootstrap")
+    return CLI
+
+
+def config(name: str) -> dict:
+    return {
+        "name": name,
+        "plugins": {
+            "awesome": {"options": {
+                "singleFile": True,
+                "reportName": name,
+                "reportLanguage": "en",
+                "groupBy": ["parentSuite", "suite", "subSuite"],
+            }},
+        },
+    }
+
+
+def generate(run: Path, name: str | None = None, timeout: float = TIMEOUT) -> Path:
+    """``run/allure-results`` -> ``run/allure-report/index.html``; returns the index."""
+    results = run / RESULTS
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results}: no Allure results in this run")
+    out = run / REPORT
+    cfg = run / "allurerc.json"
+    cfg.write_text(json.dumps(config(name or run.name), indent=1) + "\n")
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    proc = subprocess.run([str(cli()), "generate", str(results), "-o", str(out),
+                           "--config", str(cfg)], cwd=run, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    cfg.unlink(missing_ok=True)
+    index = out / "index.html"
+    if proc.returncode != 0 or not index.is_file():
+        raise RuntimeError(f"allure generate failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
+    _offline(index)
+    return index
+
+
+# The awesome report always loads Google Analytics (plugin-awesome: analyticsEnable: true,
+# no switch): a report opened on a bench with internet would announce itself. Cut it out.
+ANALYTICS = re.compile(r'<script async src="https://www\.googletagmanager\.com/[^"]*"></script>\s*'
+                       r'<script>\s*window\.dataLayer.*?</script>', re.S)
+
+
+def _offline(index: Path) -> None:
+    text = index.read_text()
+    cleaned, n = ANALYTICS.subn("", text, count=1)
+    if n:
+        index.write_text(cleaned)
