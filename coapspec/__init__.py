@@ -9,14 +9,20 @@ from coapspec.numbers import (
     MessageType, code_from_dotted, dotted, bc28_code_to_coap, coap_code_to_bc28,
     bg95_code_to_coap, coap_code_to_bg95, OptionFormat, OptionSpec, OPTIONS,
     option_spec, TEXT_CONTENT_FORMATS, CONTENT_FORMATS, is_text_content_format,
+    CODE_EMPTY, is_request, is_response, MAX_MESSAGE_ID, MAX_TOKEN_LENGTH, next_message_id,
+    CONTENT_FORMAT, ACCEPT,
 )
-from coapspec.codec import Packet, decode, encode, build_message, option_pairs
-from coapspec.transmission import TransmissionParameters, RFC7252
+from coapspec.codec import Packet, decode, decode_strict, encode, build_message, option_pairs
+from coapspec.transmission import (
+    TransmissionParameters, RFC7252, MAX_LATENCY, MAX_MESSAGE_SIZE,
+)
 
 __all__ = [
     "MessageType", "code_from_dotted", "dotted", "bc28_code_to_coap", "coap_code_to_bc28",
     "bg95_code_to_coap", "coap_code_to_bg95", "OptionFormat", "OptionSpec", "OPTIONS",
     "option_spec", "TEXT_CONTENT_FORMATS", "CONTENT_FORMATS", "is_text_content_format",
-    "Packet", "decode", "encode", "build_message", "option_pairs",
-    "TransmissionParameters", "RFC7252",
+    "CODE_EMPTY", "is_request", "is_response", "MAX_MESSAGE_ID", "MAX_TOKEN_LENGTH",
+    "next_message_id", "CONTENT_FORMAT", "ACCEPT",
+    "Packet", "decode", "decode_strict", "encode", "build_message", "option_pairs",
+    "TransmissionParameters", "RFC7252", "MAX_LATENCY", "MAX_MESSAGE_SIZE",
 ]

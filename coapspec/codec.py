@@ -13,7 +13,8 @@ from aiocoap.error import UnparsableMessage
 from aiocoap.numbers import OptionNumber
 
 from coapspec.numbers import (
-    OPTIONS, MessageType, OptionFormat, coap_code_name, dotted, option_name,
+    CODE_EMPTY, MAX_TOKEN_LENGTH, OPTIONS, MessageType, OptionFormat, coap_code_name, dotted,
+    option_name,
 )
 
 
@@ -131,6 +132,47 @@ def decode(raw: bytes) -> Packet:
         token=bytes(message.token), options=tuple(option_pairs(message)),
         payload=bytes(message.payload),
     )
+
+
+def decode_strict(raw: bytes) -> Packet:
+    """``decode``, plus the RFC 7252 message format errors aiocoap lets through.
+
+    ``ValueError`` also for a Token Length of 9-15 (§3: reserved, "MUST be
+    processed as a message format error"; aiocoap reads them per RFC 8974), a
+    payload marker followed by no payload (§3: "MUST be processed as a message
+    format error") and an Empty message (code 0.00) with any byte after the
+    Message ID (§4.1)."""
+    packet = decode(raw)
+    tkl = raw[0] & 0x0F
+    if tkl > MAX_TOKEN_LENGTH:
+        raise ValueError(f"token length {tkl} is reserved (RFC 7252 §3)")
+    if packet.code == CODE_EMPTY and len(raw) > 4:
+        raise ValueError("an Empty message with bytes after the Message ID (RFC 7252 §4.1)")
+    if not packet.payload and _payload_marker(raw, 4 + tkl):
+        raise ValueError("a payload marker with no payload after it (RFC 7252 §3)")
+    return packet
+
+
+def _payload_marker(raw: bytes, pos: int) -> bool:
+    """Whether the options from ``pos`` on end with the 0xFF payload marker (§3.1);
+    ``raw`` has already decoded, so its option headers are well formed."""
+    while pos < len(raw):
+        if raw[pos] == 0xFF:
+            return True
+        delta, length = raw[pos] >> 4, raw[pos] & 0x0F
+        pos += 1
+        for nibble in (delta, length):
+            if nibble == 13:
+                pos += 1
+            elif nibble == 14:
+                pos += 2
+        value_length = length
+        if length == 13:
+            value_length = raw[pos - 1] + 13
+        elif length == 14:
+            value_length = int.from_bytes(raw[pos - 2:pos], "big") + 269
+        pos += value_length
+    return False
 
 
 def option_pairs(message: Message) -> list[tuple[int, bytes]]:

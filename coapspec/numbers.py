@@ -40,6 +40,21 @@ def code_from_dotted(text: str) -> int:
     return c * 32 + dd
 
 
+#: RFC 7252 §4.1: the code of an Empty message (0.00).
+CODE_EMPTY = int(Code.EMPTY)
+
+
+def is_request(code: int) -> bool:
+    """A request code, 0.01-0.31 (RFC 7252 §12.1.1)."""
+    return Code(code).is_request()
+
+
+def is_response(code: int) -> bool:
+    """A response code, classes 2-5 as aiocoap counts them (RFC 7252 §12.1.2); classes
+    1, 6 and 7 are reserved (§4.2: a CON using one is rejected)."""
+    return Code(code).is_response()
+
+
 def dotted(code: int) -> str:
     """69 -> ``"2.05"`` (RFC 7252 §3: class.detail)."""
     return f"{code >> 5}.{code & 0x1F:02d}"
@@ -89,7 +104,25 @@ def coap_code_to_bg95(code: int) -> int:
     return code
 
 
+# --- Message ID and token (RFC 7252 §3) ------------------------------------------
+
+#: The Message ID is 16 bits; IDs wrap around after this one.
+MAX_MESSAGE_ID = 0xFFFF
+#: Token Length 0-8; 9-15 are reserved and "MUST be processed as a message format error".
+MAX_TOKEN_LENGTH = 8
+
+
+def next_message_id(mid: int) -> int:
+    """The ID after ``mid``, wrapping at 16 bits (65535 -> 0)."""
+    return (mid + 1) & MAX_MESSAGE_ID
+
+
 # --- Options (RFC 7252 §5.10, BC28 §2.5, BG95 Table 3) ---------------------------
+
+#: Option numbers the emulator names in code (RFC 7252 §12.2).
+CONTENT_FORMAT = int(OptionNumber.CONTENT_FORMAT)
+ACCEPT = int(OptionNumber.ACCEPT)
+
 
 class OptionFormat(enum.Enum):
     """RFC 7252 §3.2 option value formats."""

@@ -4,6 +4,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+#: §4.8.2 MAX_LATENCY: the longest a datagram is expected to take, seconds.
+MAX_LATENCY = 100.0
+#: §4.6: without Path MTU knowledge a message (header to payload) should fit 1152 bytes.
+MAX_MESSAGE_SIZE = 1152
+
 
 @dataclass(frozen=True)
 class TransmissionParameters:
@@ -33,7 +38,12 @@ class TransmissionParameters:
     @property
     def exchange_lifetime(self) -> float:
         """§4.8.2 EXCHANGE_LIFETIME (MAX_LATENCY 100 s, PROCESSING_DELAY = ACK_TIMEOUT)."""
-        return self.max_transmit_span + 2 * 100 + self.ack_timeout
+        return self.max_transmit_span + 2 * MAX_LATENCY + self.ack_timeout
+
+    @property
+    def non_lifetime(self) -> float:
+        """§4.8.2 NON_LIFETIME: how long a NON's Message ID is remembered for deduplication."""
+        return self.max_transmit_span + MAX_LATENCY
 
 
 RFC7252 = TransmissionParameters()

@@ -38,9 +38,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Profi
     args = parser.parse_args(argv)
     if args.list_readings:
         return args, None
-    for name in ("model", "link"):
-        if getattr(args, name) is None:
-            parser.error(f"the following arguments are required: --{name}")
+    missing = [flag for flag, value in (("--model", args.model), ("--link", args.link))
+               if value is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         profile = get_profile(args.model)
     except KeyError as exc:

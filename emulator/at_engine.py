@@ -55,7 +55,6 @@ class CmeError(AtError):
 
 # TS 27.007 §9.2 / BC28 note Table 3.
 CME_NOT_ALLOWED = 3
-CME_NOT_SUPPORTED = 4
 CME_NO_NETWORK = 30
 CME_BAD_PARAM = 50
 CME_ABORTED = 52        # "Command aborted by user" (BC28 note Table 3)
@@ -111,12 +110,12 @@ class Command:
         return self.params[i]
 
     def int(self, i: int, lo: int | None = None, hi: int | None = None,
-            default: int | None = None, allow_quoted: bool = False) -> int:
-        """A decimal integer parameter, unquoted unless ``allow_quoted``."""
+            default: int | None = None) -> int:
+        """A decimal integer parameter, never quoted."""
         if not self.has(i) and default is not None:
             return default
         p = self.param(i)
-        if p.quoted and not allow_quoted:
+        if p.quoted:
             raise CmeError(CME_BAD_PARAM, f"{self.name}: parameter {i + 1} must not be quoted")
         if not re.fullmatch(r"[0-9]+", p.text):
             raise CmeError(CME_BAD_PARAM, f"{self.name}: {p.text!r} is not an integer")
@@ -141,13 +140,17 @@ class Command:
 
     def hex(self, i: int, nbytes: int | None = None) -> bytes:
         """A hex-string parameter (quoted or not) -> bytes, optionally of an exact length."""
-        text = self.param(i).text
-        if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
-            raise CmeError(CME_BAD_PARAM, f"{self.name}: {text!r} is not hex")
-        data = bytes.fromhex(text)
+        data = hex_bytes(self.param(i).text, self.name)
         if nbytes is not None and len(data) != nbytes:
             raise CmeError(CME_BAD_PARAM, f"{self.name}: {len(data)} bytes, expected {nbytes}")
         return data
+
+
+def hex_bytes(text: str, what: str) -> bytes:
+    """An even-length hex string (either case, no spaces) -> bytes; CME 50 otherwise."""
+    if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
+        raise CmeError(CME_BAD_PARAM, f"{what}: {text!r} is not hex")
+    return bytes.fromhex(text)
 
 
 Handler = Callable[[Command], Awaitable["Sequence[str] | str | None"]]
@@ -300,6 +303,11 @@ class AtEngine:
                  write: Handler | None = None, test: Handler | None = None) -> None:
         """Register the forms a command supports; a missing form answers ERROR."""
         self._commands[name.upper()] = _Entry(exec, read, write, test)
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """The names of the registered commands ("+CGATT", "E", ...)."""
+        return tuple(self._commands)
 
     def _register_builtins(self) -> None:
         async def echo(cmd: Command) -> None:

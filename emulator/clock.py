@@ -34,7 +34,3 @@ class ScaledClock:
                    *args: Any) -> asyncio.TimerHandle:
         loop = asyncio.get_running_loop()
         return loop.call_later(max(0.0, module_seconds) * self.scale, callback, *args)
-
-    async def wait_for(self, awaitable: Any, module_seconds: float) -> Any:
-        """``asyncio.wait_for`` with a timeout in module seconds."""
-        return await asyncio.wait_for(awaitable, max(0.0, module_seconds) * self.scale)

@@ -16,7 +16,10 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from coapspec import MessageType, Packet, RFC7252, TransmissionParameters, decode, encode
+from coapspec import (
+    RFC7252, MessageType, Packet, TransmissionParameters, decode_strict, encode, is_request,
+    is_response,
+)
 from coapspec.codec import empty_ack, reset
 from emulator.clock import ScaledClock
 
@@ -26,7 +29,8 @@ Remote = tuple[str, int]
 
 # Linux: an unconnected UDP socket hears ICMP errors only with IP_RECVERR set;
 # each one is then read from the socket's error queue with its destination.
-IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+# <linux/in.h> value: Python 3.11's socket module has no name for it.
+IP_RECVERR = 11
 
 
 class Outcome(enum.Enum):
@@ -46,6 +50,14 @@ class Delivery:
     remote: Remote | None = None
 
 
+class Kind(enum.Enum):
+    """What an incoming CON/NON is to the module (RFC 7252 §4.2, §5.3.2)."""
+
+    REQUEST = "request"        # 0.01-0.31: the TE sees it and answers it
+    RESPONSE = "response"      # answers a request this endpoint sent (same token, same peer)
+    UNEXPECTED = "unexpected"  # Empty (a ping), an unmatched response, a reserved code class
+
+
 @dataclass
 class Incoming:
     """A CON/NON from the network; ``request`` is what it answers, matched by token."""
@@ -55,12 +67,12 @@ class Incoming:
     request: Packet | None = None
 
     @property
-    def is_request(self) -> bool:
-        return 1 <= self.packet.code < 32
-
-    @property
-    def is_response(self) -> bool:
-        return self.packet.code >= 64
+    def kind(self) -> Kind:
+        if is_request(self.packet.code):
+            return Kind.REQUEST
+        if is_response(self.packet.code) and self.request is not None:
+            return Kind.RESPONSE
+        return Kind.UNEXPECTED
 
 
 # Returns True when the dialect accepted the message (CON requests it accepts
@@ -97,19 +109,17 @@ class _Request:
 
 class CoapEndpoint(asyncio.DatagramProtocol):
     def __init__(self, clock: ScaledClock, on_packet: PacketHandler,
-                 rng: random.Random | None = None, icmp_errors: bool = False) -> None:
+                 icmp_errors: bool = False) -> None:
         self.clock = clock
         self.on_packet = on_packet
-        self.rng = rng or random.Random()
+        self.rng = random.Random()  # §4.2 initial timeouts
         self.icmp_errors = icmp_errors
         self.transport: asyncio.DatagramTransport | None = None
         self._pending: dict[tuple[Remote, int], _Pending] = {}
         self._seen: dict[tuple[Remote, int], _Seen] = {}
         self._requests: dict[bytes, _Request] = {}
         self.lifetime = RFC7252.exchange_lifetime  # §4.8.2 EXCHANGE_LIFETIME, 247 s
-        # §4.8.2 NON_LIFETIME = MAX_TRANSMIT_SPAN + MAX_LATENCY = 145 s
-        self.non_lifetime = (RFC7252.ack_timeout * (2 ** RFC7252.max_retransmit - 1)
-                             * RFC7252.ack_random_factor + 100)
+        self.non_lifetime = RFC7252.non_lifetime    # §4.8.2 NON_LIFETIME, 145 s
 
     @classmethod
     async def open(cls, clock: ScaledClock, address: str, port: int,
@@ -201,7 +211,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
         seen = self._seen.get((remote, packet.mid))
         if packet.mtype in (MessageType.ACK, MessageType.RST) and seen is not None:
             seen.reply = raw  # replayed if the peer retransmits its CON (§4.5)
-        if 1 <= packet.code < 32:
+        if is_request(packet.code):
             self._requests[packet.token] = _Request(remote, packet, now + self.lifetime)
 
     def send_con(self, packet: Packet, remote: Remote,
@@ -265,7 +275,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         remote: Remote = (addr[0], addr[1])
         try:
-            packet = decode(data)
+            packet = decode_strict(data)  # RFC 7252 §3/§4.1 format errors included
         except ValueError as exc:
             log.warning("<- %s:%d dropped malformed datagram %s: %s", remote[0], remote[1],
                         data.hex(), exc)
@@ -285,7 +295,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
         lifetime = self.lifetime if packet.mtype == MessageType.CON else self.non_lifetime
         self._seen[key] = _Seen(self.clock.now() + lifetime)
         incoming = Incoming(packet, remote)
-        if incoming.is_response:
+        if is_response(packet.code):
             request = self._requests.get(packet.token)
             if request is not None and request.remote == remote:
                 incoming.request = request.packet
@@ -298,7 +308,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
             return
         if not accepted:
             self.send(reset(packet.mid), remote)  # §4.2: CON we cannot process -> RST
-        elif incoming.is_response:
+        elif incoming.kind is Kind.RESPONSE:
             self.send(empty_ack(packet.mid), remote)  # §5.2.2: ACK a separate response
 
     def _ack_or_reset(self, packet: Packet, remote: Remote) -> None:

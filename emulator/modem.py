@@ -143,10 +143,15 @@ class Modem:
 
     # -- network (TS 27.007 §7.2, §10.1.9, §8.2) ---------------------------------------------
     @property
+    def attaching(self) -> bool:
+        """An attach is under way (CGATT=1, CFUN=1 after 0/4, --attach-delay)."""
+        return self._attaching is not None
+
+    @property
     def reg_stat(self) -> int:
         if self.attached:
             return 1
-        return 2 if self._attaching is not None else 0
+        return 2 if self.attaching else 0
 
     def _cereg_urc(self, stat: int, immediate: bool) -> None:
         if self.cereg_n == 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emulator import readings as rd
+from emulator.dialects import DialectName
 
 URC_DELAY_MAX = 2.0      # what a random personality may draw, module seconds
 ATTACH_DELAY_MAX = 20.0
@@ -33,9 +34,6 @@ class Personality:
     readings: rd.Readings = field(default_factory=rd.Readings)
     source: str = "none"          # "none" or "random:SEED"
     seed: int | None = None
-
-    def reading(self, rid: str) -> str:
-        return self.readings[rid]
 
     def rng(self, purpose: str) -> random.Random:
         """A generator for run-time draws (delays); seeded from SEED when there is one."""
@@ -144,21 +142,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="list every reading, its alternatives and default, and exit")
 
 
-_REALISM = ("urc_delay", "urc_interleave", "attach_delay", "boot_urcs", "slow")
-
-
-def from_args(args: argparse.Namespace, dialect: str) -> Personality:
+def from_args(args: argparse.Namespace, dialect: DialectName) -> Personality:
     """The personality for a model of ``dialect``: the seed's draw, then explicit flags."""
     spec = args.personality or "none"
     base = draw(int(spec.split(":", 1)[1])) if spec.startswith("random:") else Personality()
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in _REALISM
-                                 if getattr(args, name) is not None}
+    given: dict[str, Any] = {"urc_delay": args.urc_delay, "urc_interleave": args.urc_interleave,
+                             "attach_delay": args.attach_delay, "boot_urcs": args.boot_urcs,
+                             "slow": args.slow}
+    overrides = {name: value for name, value in given.items() if value is not None}
     chosen = dict(args.reading or [])
     personality = replace(base, **overrides, readings=base.readings.replace(chosen))
     return replace(personality, readings=personality.readings.for_dialect(dialect))
 
 
-def ignored_readings(args: argparse.Namespace, dialect: str) -> list[str]:
+def ignored_readings(args: argparse.Namespace, dialect: DialectName) -> list[str]:
     """Explicit ``--reading`` ids that belong to the other dialect."""
     return [rid for rid, _ in (args.reading or []) if rd.READINGS[rid].dialect != dialect]
 

@@ -6,8 +6,13 @@ notes do not give them, and the suite must not depend on their exact text.
 from __future__ import annotations
 
 import enum
-import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from emulator.dialects import DialectName
+
+if TYPE_CHECKING:
+    from emulator.dialects import Dialect
 
 
 class Reboot(enum.Enum):
@@ -20,7 +25,7 @@ class Reboot(enum.Enum):
 @dataclass(frozen=True)
 class Profile:
     model: str
-    dialect: str
+    dialect: DialectName
     revision: str
     reboot: Reboot
     manufacturer: str = "Quectel"
@@ -30,11 +35,11 @@ class Profile:
 
 
 def _bc28(model: str, revision: str) -> Profile:
-    return Profile(model, "bc28", revision, Reboot.NRB, boot_seconds=3.0, cereg_act=9)
+    return Profile(model, DialectName.BC28, revision, Reboot.NRB, boot_seconds=3.0, cereg_act=9)
 
 
 def _bg95(model: str, revision: str) -> Profile:
-    return Profile(model, "bg95", revision, Reboot.RDY, boot_seconds=5.0, cereg_act=7)
+    return Profile(model, DialectName.BG95, revision, Reboot.RDY, boot_seconds=5.0, cereg_act=7)
 
 
 PROFILES: dict[str, Profile] = {p.model.upper(): p for p in (
@@ -50,12 +55,6 @@ PROFILES: dict[str, Profile] = {p.model.upper(): p for p in (
     _bg95("BG600L", "BG600LM3LAR02A01"),
 )}
 
-#: dialect name -> "module:Class" implementing it (imported on demand).
-DIALECTS: dict[str, str] = {
-    "bc28": "emulator.dialects.bc28:Bc28Dialect",
-    "bg95": "emulator.dialects.bg95:Bg95Dialect",
-}
-
 
 def known_models() -> list[str]:
     return [p.model for p in PROFILES.values()]
@@ -70,6 +69,10 @@ def get_profile(model: str) -> Profile:
                        + ", ".join(known_models())) from None
 
 
-def dialect_class(name: str) -> type:
-    module_name, _, class_name = DIALECTS[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+def dialect_class(name: DialectName) -> "type[Dialect]":
+    """The class implementing a dialect, imported on demand (BG95 pulls in mbedtls)."""
+    if name is DialectName.BC28:
+        from emulator.dialects.bc28 import Bc28Dialect
+        return Bc28Dialect
+    from emulator.dialects.bg95 import Bg95Dialect
+    return Bg95Dialect

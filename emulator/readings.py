@@ -3,14 +3,17 @@
 One row per reading: its id (``<dialect>.<name>``, the same ids as the
 suite's decision registry), the manual section, the question it answers, the
 alternatives and the default. The default is what the emulator always did, so
-with no ``--reading`` flag nothing changes. The dialects, the engine and the
-modem ask ``modem.readings["bc28.head-msgid"]``; the code that acts on a
-reading cites the same section beside it.
+with no ``--reading`` flag nothing changes. A dialect asks
+``self.reads("bc28.head-msgid", "once")`` (an id or value missing here is a
+KeyError, not a silent False); the code that acts on a reading cites the same
+section beside it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterator, Mapping
+
+from emulator.dialects import DialectName
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,8 @@ class Reading:
     default: str
 
     @property
-    def dialect(self) -> str:
-        return self.id.split(".", 1)[0]
+    def dialect(self) -> DialectName:
+        return DialectName(self.id.split(".", 1)[0])
 
 
 def _r(id: str, section: str, question: str, default: str, **alternatives: str) -> Reading:
@@ -188,7 +191,7 @@ class Readings(Mapping[str, str]):
     def replace(self, chosen: Mapping[str, str]) -> "Readings":
         return Readings({**self.non_default(), **chosen})
 
-    def for_dialect(self, dialect: str) -> "Readings":
+    def for_dialect(self, dialect: DialectName) -> "Readings":
         """Readings of other dialects back to their defaults (they do not apply)."""
         return Readings({rid: v for rid, v in self.non_default().items()
                          if READINGS[rid].dialect == dialect})

@@ -7,6 +7,7 @@ every request a ``"req"`` URC (§3) that the TE answers itself.
 """
 from __future__ import annotations
 
+import enum
 import functools
 import ipaddress
 import logging
@@ -16,16 +17,20 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from coapspec import (
-    CONTENT_FORMATS, OPTIONS, MessageType, OptionFormat, Packet, RFC7252, bc28_code_to_coap, dotted,
+    ACCEPT, CODE_EMPTY, CONTENT_FORMAT, CONTENT_FORMATS, MAX_MESSAGE_ID, MAX_TOKEN_LENGTH,
+    RFC7252, MessageType, OptionFormat, OptionSpec, Packet, bc28_code_to_coap, dotted,
     is_text_content_format,
 )
-from coapspec.codec import encode_option_value, value_of
 from emulator.at_engine import (
-    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, AtError, CmeError, Command,
-    DataStatus, Handler,
+    CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, AtError, CmeError, Command, Handler,
+    hex_bytes,
 )
-from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
-from emulator.dialects import Dialect
+from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Kind, Outcome, Remote
+from emulator.dialects import Dialect, DialectName
+from emulator.dialects.common import (
+    MessageIds, code_param, listed_option, option_value_text, transmit, typed_data,
+    uint_option, within_length,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,7 @@ MAX_OPT_VALUE = 180      # §2.5 <opt_value> 1-180 bytes
 MAX_RESOURCES_LEN = 50   # §2.3 <length> 1-50
 MAX_RSP_DATA = 512       # §3.1 <length> "The max length is 512"
 CME_UPLINK_BUSY = 159    # §4 Table 3 "Uplink busy/flow control"
-RANDOM_MIDS = range(45000, 0x10000)  # bc28.default-msgid=random draws here (see below)
+RANDOM_MIDS = range(45000, MAX_MESSAGE_ID + 1)  # bc28.default-msgid=random draws here (below)
 
 # Decision (§4, one place for every error code this dialect returns; all are
 # "+CME ERROR: <err>" with AT+CMEE=1/2 and plain ERROR with AT+CMEE=0, the default):
@@ -57,7 +62,7 @@ RANDOM_MIDS = range(45000, 0x10000)  # bc28.default-msgid=random draws here (see
 # ERROR even with AT+CMEE=1 (a firmware that reports no codes for them).
 
 
-class DataState:
+class DataState(enum.IntEnum):
     """§2.7 <status>."""
 
     NOT_SENT = 0
@@ -66,6 +71,13 @@ class DataState:
     TIMEOUT = 3
     SUCCESS = 4
     RESET = 5
+
+
+class Switch(enum.Enum):
+    """§2.8 AT+QCOAPCFG settings, by the name the read form prints."""
+
+    SHOWRA = "Showra"          # the peer's address and port in URCs
+    SHOWRSPOPT = "Showrspopt"  # the options in "rsp" URCs
 
 
 @dataclass
@@ -77,29 +89,31 @@ class Head:
     incremented for later ones (reading bc28.head-msgid=once: used for that one
     message only); without one (default, modes 1, 2) the module's own counter
     gives the id: a random start, +1 per message (reading bc28.default-msgid).
+    Both are ``Bc28State.ids`` (``MessageIds``).
     A configured token (modes 2, 5) is reused on every message until changed;
     modes 1 and 4 draw a fresh random token per message, 4 bytes (reading
     bc28.random-token); the default and mode 3 send no token.
     """
 
     mode: int = 0                 # 0 = never configured (§2.4 NOTE)
-    msgid: int | None = None      # the configured <msgid> the next message takes
     token: bytes = b""
 
 
 @dataclass
 class Bc28State:
+    ids: MessageIds               # the head's <msgid> and the module's own counter
     endpoint: CoapEndpoint | None = None
     head: Head = field(default_factory=Head)
-    auto_mid: int = 0             # the module's own message ID counter
     options: list[tuple[int, bytes]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
-    show_ra: int = 0          # §2.8, not saved: 0 after power-up
-    show_rspopt: int = 0
-    data_status: int = DataState.NOT_SENT
+    # §2.8, not saved: 0 after power-up.
+    show: dict[Switch, int] = field(default_factory=lambda: dict.fromkeys(Switch, 0))
+    data_status: DataState = DataState.NOT_SENT
 
 
 class Bc28Dialect(Dialect):
+    name = DialectName.BC28
+
     def __init__(self, modem) -> None:
         super().__init__(modem)
         self.rng = random.Random()
@@ -115,12 +129,11 @@ class Bc28Dialect(Dialect):
         # (towards any server, across AT+NRB too).
         self._recent_mids: dict[int, float] = {}
         self._con_generation = 0  # AT+QCOAPDATASTATUS follows the newest CON
-        self.state = Bc28State()
-        self.reset()
+        self.state = Bc28State(MessageIds(self.random_mid()))
 
     def random_mid(self) -> int:
         mid = self._mid_seq
-        self._mid_seq = (self._mid_seq + 64) & 0xFFFF
+        self._mid_seq = (self._mid_seq + 64) & MAX_MESSAGE_ID
         return mid
 
     def _fresh_random_mid(self) -> int:
@@ -135,13 +148,12 @@ class Bc28Dialect(Dialect):
     def reset(self) -> None:
         if self.state.endpoint is not None:
             self.state.endpoint.close()
-        self.state = Bc28State()
-        self.state.auto_mid = self.random_mid()
+        self.state = Bc28State(MessageIds(self.random_mid()))
 
     def register(self) -> None:
         # Reading bc28.colon-space (§1.3 prints "+CME ERROR:<err>", "+CMD1:<parameters>"):
         # applies to every "+NAME: " line this model prints, the engine's and modem's too.
-        self.engine.colon_space = self.reading("bc28.colon-space") == "space"
+        self.engine.colon_space = self.reads("bc28.colon-space", "space")
         r = self._register
         r("+QCOAPCREATE", write=self.create, test=self.create_test)
         r("+QCOAPDEL", exec=self.delete)
@@ -153,14 +165,14 @@ class Bc28Dialect(Dialect):
         r("+QCOAPCFG", write=self.cfg, read=self.ok, test=self.ok)
 
     def _register(self, name: str, **forms: Handler) -> None:
-        if self.reading("bc28.error-codes") == "plain":  # §4, see the block at the top
+        if self.reads("bc28.error-codes", "plain"):  # §4, see the block at the top
             forms = {form: _plain_errors(handler) for form, handler in forms.items()}
         self.engine.register(name, **forms)
 
     @property
     def _note_test_forms(self) -> bool:
         """Reading bc28.test-forms (§2.3-§2.6): the =? rows print the note's text."""
-        return self.reading("bc28.test-forms") == "note"
+        return self.reads("bc28.test-forms", "note")
 
     async def ok(self, cmd: Command) -> None:
         return None  # §2.8: AT+QCOAPCFG? and =? answer just OK
@@ -178,7 +190,7 @@ class Bc28Dialect(Dialect):
         if self.state.endpoint is not None:
             raise CmeError(CME_NOT_ALLOWED, "context exists")
         # Reading bc28.icmp-unreachable (§2.7): "failed" makes the socket report ICMP.
-        icmp = self.reading("bc28.icmp-unreachable") == "failed"
+        icmp = self.reads("bc28.icmp-unreachable", "failed")
         try:
             self.state.endpoint = await CoapEndpoint.open(self.clock, self.address, port,
                                                           self._incoming, icmp_errors=icmp)
@@ -189,7 +201,7 @@ class Bc28Dialect(Dialect):
         # Decision (§2.2): deleting when no context exists -> CME 3 (reading
         # bc28.del-idle=ok: OK, with the same effect on the settings as a delete).
         if self.state.endpoint is None:
-            if self.reading("bc28.del-idle") == "error":
+            if self.reads("bc28.del-idle", "error"):
                 raise CmeError(CME_NOT_ALLOWED, "no context")
         else:
             self.state.endpoint.close()
@@ -201,9 +213,9 @@ class Bc28Dialect(Dialect):
         # and AT+QCOAPDATASTATUS says 2 (sending failed).
         if self.state.data_status == DataState.WAITING:
             self.state.data_status = DataState.SEND_FAILED
-        if self.reading("bc28.del-clears-config") == "clear":
+        if self.reads("bc28.del-clears-config", "clear"):
             self.state.head = Head()
-            self.state.auto_mid = self.random_mid()
+            self.state.ids.restart(self.random_mid())
             self.state.options = []
             self.state.resources = []
 
@@ -229,45 +241,42 @@ class Bc28Dialect(Dialect):
     async def head_test(self, cmd: Command) -> str:
         if self._note_test_forms:
             return "+QCOAPHEAD: <mode>[,<msgid>][,<tkl>,<token>]]"  # §2.4, sic
-        return "+QCOAPHEAD: (1-5),(0-65535),(1-8),<token>"
+        return f"+QCOAPHEAD: (1-5),(0-{MAX_MESSAGE_ID}),(1-{MAX_TOKEN_LENGTH}),<token>"
 
     async def head(self, cmd: Command) -> None:
         mode = cmd.int(0, 1, 5)
         head = Head(mode=mode)
-        auto_mid = self.state.auto_mid
+        msgid = None
         if mode == 1:
             cmd.count(1, 1)
-            auto_mid = self.random_mid()  # modes 1 and 2: a new random start
         elif mode == 2:
             cmd.count(3, 3)
-            auto_mid = self.random_mid()
             head.token = self._token(cmd, 1)
         elif mode in (3, 4):
             cmd.count(2, 2)
-            head.msgid = cmd.int(1, 0, 65535)
+            msgid = cmd.int(1, 0, MAX_MESSAGE_ID)
         else:
             cmd.count(4, 4)
-            head.msgid = cmd.int(1, 0, 65535)
+            msgid = cmd.int(1, 0, MAX_MESSAGE_ID)
             head.token = self._token(cmd, 2)
-        self.state.head, self.state.auto_mid = head, auto_mid
+        self.state.head = head
+        if msgid is None:
+            self.state.ids.restart(self.random_mid())  # modes 1 and 2: a new random start
+        else:
+            # Reading bc28.head-msgid (§2.4, §5.1): count on, or once. With "once"
+            # the module's counter does not advance, so §5.1's next ID is the one
+            # after its last own ID (61441 after §2.6's 61440).
+            self.state.ids.configure(msgid, once=self.reads("bc28.head-msgid", "once"))
 
     def _take_head(self) -> tuple[int, bytes]:
         """The next message's ID and token (§2.4, see Head)."""
-        head = self.state.head
-        if head.msgid is not None:
-            mid = head.msgid
-            # Reading bc28.head-msgid (§2.4, §5.1): count on, or once. With "once"
-            # the module's counter did not advance, so §5.1's next ID is the one
-            # after its last own ID (61441 after §2.6's 61440).
-            once = self.reading("bc28.head-msgid") == "once"
-            head.msgid = None if once else (mid + 1) & 0xFFFF
-        elif self.reading("bc28.default-msgid") == "random":  # §2.4 NOTE
-            mid = self._fresh_random_mid()
+        head, ids = self.state.head, self.state.ids
+        if ids.configured is None and self.reads("bc28.default-msgid", "random"):
+            mid = self._fresh_random_mid()  # §2.4 NOTE
         else:
-            mid = self.state.auto_mid
-            self.state.auto_mid = (mid + 1) & 0xFFFF
+            mid = ids.take()
         if head.mode in (1, 4):
-            size = 8 if self.reading("bc28.random-token") == "8-bytes" else 4
+            size = 8 if self.reads("bc28.random-token", "8-bytes") else 4
             token = self.rng.randbytes(size)
         elif head.mode in (2, 5):
             token = head.token
@@ -277,7 +286,7 @@ class Bc28Dialect(Dialect):
 
     @staticmethod
     def _token(cmd: Command, i: int) -> bytes:
-        tkl = cmd.int(i, 1, 8)
+        tkl = cmd.int(i, 1, MAX_TOKEN_LENGTH)  # §2.4 <tkl> 1-8
         return cmd.hex(i + 1, nbytes=tkl)
 
     # -- §2.5 options ------------------------------------------------------------------
@@ -294,43 +303,14 @@ class Bc28Dialect(Dialect):
         cmd.count(1 + 2 * count, 1 + 2 * count)
         options = []
         for k in range(count):
-            number = cmd.int(1 + 2 * k, 0, 65535)
-            spec = OPTIONS.get(number)
-            if spec is None or not spec.in_bc28:
-                raise CmeError(CME_BAD_PARAM, f"option {number} not in §2.5")
+            spec = listed_option(cmd.int(1 + 2 * k, 0, 65535), DialectName.BC28, "§2.5")
             # Decision (§2.5): <opt_value> is 1-180 characters as typed, except
             # If-None-Match (5), an empty option, which takes only "".
             empty = spec.format is OptionFormat.EMPTY
             text = cmd.string(2 + 2 * k, quoted=None, min_len=0 if empty else 1,
                               max_len=0 if empty else MAX_OPT_VALUE)
-            options.append((number, self._option_bytes(spec.format, number, text)))
+            options.append((spec.number, option_bytes(spec, text)))
         self.state.options = options
-
-    @staticmethod
-    def _option_bytes(fmt: OptionFormat, number: int, text: str) -> bytes:
-        """§2.5 values are strings: uint options in decimal, opaque in hex, If-None-Match empty."""
-        spec = OPTIONS[number]
-        if fmt is OptionFormat.EMPTY:
-            return b""
-        if fmt is OptionFormat.UINT:
-            if not re.fullmatch(r"[0-9]+", text):
-                raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not a number")
-            # Decision (§2.5): Content-Format (12) and Accept (17) take only the
-            # six values of the note's table.
-            if number in (12, 17) and int(text) not in CONTENT_FORMATS:
-                raise CmeError(CME_BAD_PARAM, f"option {number}: {text} not in §2.5 table")
-            if int(text) >= 1 << (8 * spec.max_length):
-                raise CmeError(CME_BAD_PARAM, f"option {number}: {text} too large")
-            raw = encode_option_value(number, int(text))
-        elif fmt is OptionFormat.OPAQUE:
-            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
-                raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not hex")
-            raw = bytes.fromhex(text)
-        else:
-            raw = text.encode("latin-1")
-        if not spec.min_length <= len(raw) <= spec.max_length:
-            raise CmeError(CME_BAD_PARAM, f"option {number}: length {len(raw)}")
-        return raw
 
     # -- §2.6 send ---------------------------------------------------------------------
     async def send_test(self, cmd: Command) -> str:
@@ -341,10 +321,7 @@ class Bc28Dialect(Dialect):
     async def send(self, cmd: Command) -> None:
         cmd.count(4, 4)
         mtype = cmd.int(0, 0, 3)
-        try:
-            code = bc28_code_to_coap(cmd.int(1, 0, 999))  # §2.6: c*100+dd (erratum 7)
-        except ValueError as exc:
-            raise CmeError(CME_BAD_PARAM, str(exc)) from exc
+        code = code_param(cmd, 1, 999, bc28_code_to_coap)  # §2.6: c*100+dd (erratum 7)
         ip = cmd.string(2, quoted=None)
         try:
             ipaddress.IPv4Address(ip)
@@ -360,46 +337,38 @@ class Bc28Dialect(Dialect):
             raise CmeError(CME_NO_NETWORK, "not attached")
         if mtype in (MessageType.CON, MessageType.NON) \
                 and self.state.data_status == DataState.WAITING \
-                and self.reading("bc28.uplink-busy") == "refuse":  # reading: §2.6 NOTE 2
+                and self.reads("bc28.uplink-busy", "refuse"):  # reading: §2.6 NOTE 2
             raise CmeError(CME_UPLINK_BUSY, "previous CON still waiting (§2.6 NOTE 2)")
         # §2.6: the data is a hex string; beyond 1024 bytes it "will be omitted".
         # Decision (§2.6 example vs NOTE 1): over 1024 bytes the first 1024 are
         # sent and the rest dropped, OK (the example's "will be omitted"); the
         # hex check applies to what is kept. Reading bc28.data-over-limit=error:
         # error 50 after Ctrl+Z and nothing is sent.
-        entry = await self.engine.read_data(max_bytes=2 * MAX_DATA)
-        if entry.status is DataStatus.CANCEL:
-            # Decision (§2.6): ESC cancels; OK is printed and nothing is sent
-            # (reading bc28.esc-result=error: error 52, "aborted by user").
-            if self.reading("bc28.esc-result") == "error":
-                raise CmeError(CME_ABORTED, "ESC")
+        # Decision (§2.6): ESC cancels; OK is printed and nothing is sent
+        # (reading bc28.esc-result=error: error 52, "aborted by user"). No Ctrl+Z
+        # within 60 s: error 3.
+        typed = typed_data(await self.engine.read_data(max_bytes=2 * MAX_DATA),
+                           esc_error=self.reads("bc28.esc-result", "error"),
+                           over_limit_error=self.reads("bc28.data-over-limit", "error"),
+                           limit=MAX_DATA)
+        if typed is None:
             return
-        if entry.status is DataStatus.TIMEOUT:
-            raise CmeError(CME_NOT_ALLOWED, "no Ctrl+Z")
-        if entry.truncated and self.reading("bc28.data-over-limit") == "error":
-            raise CmeError(CME_BAD_PARAM, f"more than {MAX_DATA} bytes of data")
-        text = entry.data.decode("latin-1")
-        if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", text):
-            raise CmeError(CME_BAD_PARAM, "data is not an even-length hex string")
+        payload = hex_bytes(typed.decode("latin-1"), "data")
         mid, token = self._take_head()
         options = tuple(self.state.options)
-        if self.reading("bc28.options-scope") == "once":  # §2.5, §5.3
+        if self.reads("bc28.options-scope", "once"):  # §2.5, §5.3
             self.state.options = []
-        packet = Packet(mtype, code, mid, token, options, bytes.fromhex(text))
-        remote = (ip, port)
-        if mtype != MessageType.CON:
-            try:
-                endpoint.send(packet, remote)
-            except OSError as exc:
-                raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
-            return
-        self.state.data_status = DataState.WAITING
-        self._con_generation += 1
+        packet = Packet(mtype, code, mid, token, options, payload)
+        con = mtype == MessageType.CON
+        if con:
+            self.state.data_status = DataState.WAITING
+            self._con_generation += 1
         outcome = functools.partial(self._outcome, generation=self._con_generation)
         try:
-            endpoint.send_con(packet, remote, RFC7252, on_outcome=outcome)
+            transmit(endpoint, packet, (ip, port), RFC7252, on_outcome=outcome)
         except OSError as exc:
-            self.state.data_status = DataState.SEND_FAILED
+            if con:
+                self.state.data_status = DataState.SEND_FAILED
             raise CmeError(CME_NOT_ALLOWED, f"send failed: {exc}") from exc
 
     def _outcome(self, delivery: Delivery, generation: int) -> None:
@@ -420,88 +389,106 @@ class Bc28Dialect(Dialect):
 
     # -- §2.7 / §2.8 -------------------------------------------------------------------
     async def datastatus(self, cmd: Command) -> str:
-        return f"+QCOAPDATASTATUS: {self.state.data_status}"
+        return f"+QCOAPDATASTATUS: {int(self.state.data_status)}"
 
     async def cfg(self, cmd: Command) -> str | None:
         # §2.8. Decision: the names match case-insensitively; the misspellings
         # in §5.3 ("Showrspt", "Showsport", README erratum 5) are errors.
         cmd.count(1, 2)
         name = cmd.string(0, quoted=True).lower()
-        attr = {"showra": "show_ra", "showrspopt": "show_rspopt"}.get(name)
-        if attr is None:
+        switch = next((s for s in Switch if s.value.lower() == name), None)
+        if switch is None:
             raise CmeError(CME_BAD_PARAM, f"unknown setting {name!r}")
-        label = "Showra" if attr == "show_ra" else "Showrspopt"
         if not cmd.has(1):
-            return f'+QCOAPCFG: "{label}",{getattr(self.state, attr)}'
-        setattr(self.state, attr, cmd.int(1, 0, 1))
+            return f'+QCOAPCFG: "{switch.value}",{self.state.show[switch]}'
+        self.state.show[switch] = cmd.int(1, 0, 1)
         return None
 
     # -- §3 URCs -----------------------------------------------------------------------
     def _incoming(self, incoming: Incoming) -> bool:
-        packet = incoming.packet
-        if incoming.is_request:
-            self._req_urc(packet, incoming.remote)
+        kind = incoming.kind
+        if kind is Kind.REQUEST:
+            self.engine.urc(req_urc(incoming.packet, incoming.remote,
+                                    show_ra=bool(self.state.show[Switch.SHOWRA])))
             return True  # the TE answers (HEAD=5 + SEND=2,...), §5.2
-        if incoming.is_response and incoming.request is not None:
-            self._rsp_urc(packet, incoming.remote)
+        if kind is Kind.RESPONSE:
+            self._rsp_urc(incoming.packet, incoming.remote)
             return True
         return False  # empty CON (ping) or unmatched response: RST (RFC 7252 §4.2)
 
-    def _ra(self, remote: tuple[str, int] | None) -> str:
-        if self.state.show_ra and remote is not None:
-            return f"{remote[0]},{remote[1]},"
-        return ""
-
-    def _rsp_urc(self, packet: Packet, remote: tuple[str, int] | None) -> None:
-        # §3.1 with the field order of the §5 examples (README erratum 3).
-        code = "0" if packet.code == 0 else dotted(packet.code)
-        text = f'+QCOAPURC: "rsp",{self._ra(remote)}{packet.mtype},{code},{packet.mid}'
-        if self.state.show_rspopt and (
-                packet.options or self.reading("bc28.rspopt-zero-count") == "count"):
-            # Decision (§2.8): with Showrspopt=1 the count is printed even when 0
-            # (reading bc28.rspopt-zero-count=omit: no count field then).
-            text += f",{len(packet.options)}" + _options_text(packet)
-        # Decision (§3.1 "<length> ... max length is 512"): longer data is cut
-        # to its first 512 bytes and <length> says 512 (reading
-        # bc28.rsp-data-limit=whole: the whole payload is shown).
-        whole = self.reading("bc28.rsp-data-limit") == "whole"
-        text += _data_text(packet, None if whole else MAX_RSP_DATA)
-        self.engine.urc(text)
-
-    def _req_urc(self, packet: Packet, remote: tuple[str, int]) -> None:
-        # §3.2; <mode> per README erratum 6: bit 0 token, bits 1-6 option count, bit 7 data.
-        mode = (1 if packet.token else 0) | (min(len(packet.options), 63) << 1) \
-            | (0x80 if packet.payload else 0)
-        text = (f'+QCOAPURC: "req",{self._ra(remote)}{packet.mtype},{packet.code},'
-                f"{packet.mid},{mode:02X}")
-        if packet.token:
-            text += f",{len(packet.token)},{packet.token.hex().upper()}"
-        text += _options_text(packet) + _data_text(packet, MAX_DATA)  # §3.2: max 1024
-        self.engine.urc(text)
+    def _rsp_urc(self, packet: Packet, remote: Remote | None) -> None:
+        self.engine.urc(rsp_urc(
+            packet, remote, show_ra=bool(self.state.show[Switch.SHOWRA]),
+            show_rspopt=bool(self.state.show[Switch.SHOWRSPOPT]),
+            zero_count=self.reads("bc28.rspopt-zero-count", "count"),
+            data_limit=None if self.reads("bc28.rsp-data-limit", "whole") else MAX_RSP_DATA))
 
 
-def _option_value_text(number: int, raw: bytes) -> str:
-    value = value_of(number, raw)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex().upper()
-    return raw.decode("latin-1")
+# -- pure helpers: option values typed by the TE, URC lines --------------------------------
+
+def option_bytes(spec: OptionSpec, text: str) -> bytes:
+    """§2.5 values are strings: uint options in decimal, opaque in hex, If-None-Match empty."""
+    number = spec.number
+    if spec.format is OptionFormat.EMPTY:
+        return b""
+    if spec.format is OptionFormat.UINT:
+        if not re.fullmatch(r"[0-9]+", text):
+            raise CmeError(CME_BAD_PARAM, f"option {number}: {text!r} not a number")
+        # Decision (§2.5): Content-Format (12) and Accept (17) take only the
+        # six values of the note's table.
+        if number in (CONTENT_FORMAT, ACCEPT) and int(text) not in CONTENT_FORMATS:
+            raise CmeError(CME_BAD_PARAM, f"option {number}: {text} not in §2.5 table")
+        raw = uint_option(spec, int(text))
+    elif spec.format is OptionFormat.OPAQUE:
+        raw = hex_bytes(text, f"option {number}")
+    else:
+        raw = text.encode("latin-1")
+    return within_length(spec, raw)
+
+
+def rsp_urc(packet: Packet, remote: Remote | None, *, show_ra: bool, show_rspopt: bool,
+            zero_count: bool = True, data_limit: int | None = MAX_RSP_DATA) -> str:
+    """The §3.1 ``"rsp"`` URC for an ACK, RST or response, with the field order of the
+    §5 examples (README erratum 3): ``"rsp",[<ip>,<port>,]<type>,<rspcode>,<msgid>``
+    ``[,<opt_count>,<opt_name>,"<opt_value>"...][,<length>,<data>]``."""
+    code = "0" if packet.code == CODE_EMPTY else dotted(packet.code)
+    text = f'+QCOAPURC: "rsp",{_ra(remote, show_ra)}{packet.mtype},{code},{packet.mid}'
+    if show_rspopt and (packet.options or zero_count):
+        # Decision (§2.8): with Showrspopt=1 the count is printed even when 0
+        # (reading bc28.rspopt-zero-count=omit, ``zero_count`` False: no count field then).
+        text += f",{len(packet.options)}" + _options_text(packet)
+    # Decision (§3.1 "<length> ... max length is 512"): longer data is cut
+    # to its first 512 bytes and <length> says 512 (reading
+    # bc28.rsp-data-limit=whole, ``data_limit`` None: the whole payload is shown).
+    return text + _data_text(packet, data_limit)
+
+
+def req_mode(packet: Packet) -> int:
+    """§3.2 <mode> per README erratum 6: bit 0 token, bits 1-6 option count, bit 7 data."""
+    return (1 if packet.token else 0) | (min(len(packet.options), 63) << 1) \
+        | (0x80 if packet.payload else 0)
+
+
+def req_urc(packet: Packet, remote: Remote | None, *, show_ra: bool) -> str:
+    """The §3.2 ``"req"`` URC for a request the TE answers."""
+    text = (f'+QCOAPURC: "req",{_ra(remote, show_ra)}{packet.mtype},{packet.code},'
+            f"{packet.mid},{req_mode(packet):02X}")
+    if packet.token:
+        text += f",{len(packet.token)},{packet.token.hex().upper()}"
+    return text + _options_text(packet) + _data_text(packet, MAX_DATA)  # §3.2: max 1024
+
+
+def _ra(remote: Remote | None, show_ra: bool) -> str:
+    """§2.8 "Showra": the peer's address and port lead the fields."""
+    if show_ra and remote is not None:
+        return f"{remote[0]},{remote[1]},"
+    return ""
 
 
 def _options_text(packet: Packet) -> str:
-    return "".join(f',{n},"{_option_value_text(n, raw)}"' for n, raw in packet.options)
-
-
-def _plain_errors(handler: Handler) -> Handler:
-    """Reading bc28.error-codes=plain: a CME error of ``handler`` becomes plain ERROR."""
-    @functools.wraps(handler)
-    async def wrapped(cmd: Command) -> Sequence[str] | str | None:
-        try:
-            return await handler(cmd)
-        except CmeError as exc:
-            raise AtError(str(exc)) from exc
-    return wrapped
+    """§3: each option as ``,<opt_name>,"<opt_value>"``, every value quoted."""
+    return "".join(f',{n},"{option_value_text(n, raw, quote_strings=False)}"'
+                   for n, raw in packet.options)
 
 
 def _data_text(packet: Packet, limit: int | None) -> str:
@@ -514,3 +501,14 @@ def _data_text(packet: Packet, limit: int | None) -> str:
     else:
         data = payload.hex().upper()
     return f",{len(payload)},{data}"
+
+
+def _plain_errors(handler: Handler) -> Handler:
+    """Reading bc28.error-codes=plain: a CME error of ``handler`` becomes plain ERROR."""
+    @functools.wraps(handler)
+    async def wrapped(cmd: Command) -> Sequence[str] | str | None:
+        try:
+            return await handler(cmd)
+        except CmeError as exc:
+            raise AtError(str(exc)) from exc
+    return wrapped

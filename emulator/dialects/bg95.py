@@ -8,23 +8,28 @@ server (§3.3.2). Results come back as URCs: +QCOAPOPEN/+QCOAPCLOSE,
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import logging
 import random
 import re
 import socket
 from dataclasses import dataclass, field
+from typing import Callable
 
 from coapspec import (
-    OPTIONS, MessageType, OptionFormat, Packet, TransmissionParameters, bg95_code_to_coap,
-    dotted,
+    CODE_EMPTY, MAX_MESSAGE_ID, MAX_MESSAGE_SIZE, MAX_TOKEN_LENGTH, MessageType, OptionFormat,
+    Packet, TransmissionParameters, bg95_code_to_coap, dotted, encode,
 )
-from coapspec.codec import encode, encode_option_value, value_of
 from emulator.at_engine import (
-    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
+    CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
 )
-from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Outcome
-from emulator.dialects import Dialect
+from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Kind, Outcome
+from emulator.dialects import Dialect, DialectName
+from emulator.dialects.common import (
+    MessageIds, code_param, listed_option, option_value_text, transmit, typed_data,
+    uint_option, within_length,
+)
 from emulator.dtls import DtlsClient, DtlsError, parse_psk_file
 from emulator.ufs import Ufs
 
@@ -37,28 +42,40 @@ MAX_SERVER = 255          # §3.3.2 <CoAP_server> maximum size
 NETWORK_RESPONSE_SECONDS = 75.0  # §3.3.2/§3.3.3 "75 s, determined by network" (--slow)
 # Decision (§4 -8): the module's message buffer holds RFC 7252 §4.6's "good upper
 # bound" of 1152 bytes; a composed message larger than that is -8, not sent.
-MAX_MESSAGE = 1152
+MAX_MESSAGE = MAX_MESSAGE_SIZE
 
-# §4 Table 5 <result> codes, and where the emulator produces each one:
-OK = 0
-INVALID_PARAMETER = -1     # OPEN: <CoAP_server> neither an IPv4 address nor a host name
-IN_PROCESSING = -2         # CLOSE while the client is still opening (DNS, DTLS handshake)
-NOT_ALLOWED = -3           # CLOSE of a client that is not open
-NETWORK_FAILURE = -4       # OPEN while detached (CGATT=0, CFUN=0/4)
-DNS_ERROR = -5             # OPEN: the host name does not resolve
-DATA_CALL_ACTIVATING = -6  # OPEN while an attach is under way
-SOCKET_FAILURE = -7        # OPEN: the socket cannot be made, or the DTLS peer refuses (ICMP)
-OUT_OF_MEMORY = -8         # SEND: the message exceeds MAX_MESSAGE
-DTLS_FAILURE = -9          # OPEN: PSK file missing/malformed, handshake alert or silence
-ID_OCCUPIED = -10          # OPEN of a client id already in use
-SEND_FAILURE = -11         # SEND: retries exhausted, RST, or the socket refused to send
-# Syntax errors (count, type, range of a parameter) are ERROR before OK, not -1.
+
+class Result(enum.IntEnum):
+    """§4 Table 5 <result> codes, and where the emulator produces each one.
+
+    Syntax errors (count, type, range of a parameter) are ERROR before OK, not -1."""
+
+    OK = 0
+    INVALID_PARAMETER = -1     # OPEN: <CoAP_server> neither an IPv4 address nor a host name
+    IN_PROCESSING = -2         # CLOSE while the client is still opening (DNS, DTLS handshake)
+    NOT_ALLOWED = -3           # CLOSE of a client that is not open
+    NETWORK_FAILURE = -4       # OPEN while detached (CGATT=0, CFUN=0/4)
+    DNS_ERROR = -5             # OPEN: the host name does not resolve
+    DATA_CALL_ACTIVATING = -6  # OPEN while an attach is under way
+    SOCKET_FAILURE = -7        # OPEN: the socket cannot be made, or the DTLS peer refuses (ICMP)
+    OUT_OF_MEMORY = -8         # SEND: the message exceeds MAX_MESSAGE
+    DTLS_FAILURE = -9          # OPEN: PSK file missing/malformed, handshake alert or silence
+    ID_OCCUPIED = -10          # OPEN of a client id already in use
+    SEND_FAILURE = -11         # SEND: retries exhausted, RST, or the socket refused to send
+
+
+class Status(enum.IntEnum):
+    """§3.3.2 <status> of a client's session (AT+QCOAPOPEN?)."""
+
+    IDLE = 0           # "connection disconnected"
+    OPENING = 1
+    CONNECTING = 2
+    CONNECTED = 3
+    DISCONNECTING = 4
+
 
 DTLS_HANDSHAKE_SECONDS = 20.0  # module seconds before a silent server counts as -9
 SSL_CONTEXTS = range(6)        # AT+QSSLCFG <SSL_ctxID> 0-5
-
-# §3.3.2 <status>
-IDLE, OPENING, CONNECTING, CONNECTED, DISCONNECTING = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -86,17 +103,12 @@ class Header:
     <mode> 0 uses <token>, given as 2*<TKL> hex digits.
     """
 
-    next_mid: int                 # the client's counter (or the configured ID, count-on)
+    ids: MessageIds               # the client's counter and the configured <msgID>
     auto_token: bool = False
     token: bytes = b""
-    once_mid: int | None = None   # bg95.header-msgid=once: the configured ID, not yet used
 
     def take(self, rng: random.Random, random_8: bool) -> tuple[int, bytes]:
-        if self.once_mid is not None:
-            mid, self.once_mid = self.once_mid, None
-        else:
-            mid = self.next_mid
-            self.next_mid = (mid + 1) & 0xFFFF
+        mid = self.ids.take()
         if not self.auto_token:
             return mid, self.token
         if random_8:
@@ -108,7 +120,7 @@ class Header:
 class Session:
     server: str
     port: int
-    status: int = OPENING
+    status: Status = Status.OPENING
     remote: tuple[str, int] | None = None
     endpoint: CoapEndpoint | None = None   # over UDP, or over the DTLS session (its transport)
 
@@ -128,6 +140,8 @@ class Client:
 
 
 class Bg95Dialect(Dialect):
+    name = DialectName.BG95
+
     def __init__(self, modem) -> None:
         super().__init__(modem)
         self.rng = random.Random()
@@ -141,7 +155,8 @@ class Bg95Dialect(Dialect):
         for client in self.clients.values():
             if client.session:
                 client.session.close()
-        self.clients = {i: Client(Header(self.rng.randrange(0x10000))) for i in CLIENTS}
+        self.clients = {i: Client(Header(MessageIds(self.rng.randrange(MAX_MESSAGE_ID + 1))))
+                        for i in CLIENTS}
         # AT+QSSLCFG settings are not saved either. Decision (§5.2): "dtls" is
         # recorded but not required (AT+QCOAPCFG="dtls" is what enables DTLS);
         # "dtlsversion" 0 = DTLS 1.0, 1 = DTLS 1.2 (default), 2 = either.
@@ -160,8 +175,8 @@ class Bg95Dialect(Dialect):
         CON ends in +QCOAPACK <result> -4; sending is refused (ERROR) and opening
         the id gives -10 until the TE closes it (result 0). Nothing reconnects by
         itself. Status 4 (disconnecting) is seen only with --slow (see close())."""
-        if session.status == CONNECTED:
-            session.status = IDLE
+        if session.status is Status.CONNECTED:
+            session.status = Status.IDLE
             session.close(notify=True)
 
     def register(self) -> None:
@@ -223,7 +238,7 @@ class Bg95Dialect(Dialect):
         return "+QCOAPOPEN: (0-5),<CoAP_server>,(1-65535)"
 
     async def open_read(self, cmd: Command) -> list[str]:
-        return [f'+QCOAPOPEN: {cid},"{c.session.server}",{c.session.port},{c.session.status}'
+        return [f'+QCOAPOPEN: {cid},"{c.session.server}",{c.session.port},{int(c.session.status)}'
                 for cid, c in self.clients.items() if c.session is not None]
 
     async def open(self, cmd: Command) -> None:
@@ -233,13 +248,13 @@ class Bg95Dialect(Dialect):
         port = cmd.int(2, 1, 65535)
         client = self.clients[cid]
         if client.session is not None:
-            self.engine.urc(f"+QCOAPOPEN: {cid},{ID_OCCUPIED}")  # queued: lands after OK
+            self.engine.urc(open_urc(cid, Result.ID_OCCUPIED))  # queued: lands after OK
             return
         if not is_server_address(server):
             # Reading bg95.invalid-server (§4 -1): OK + URC -1, or ERROR and no URC.
-            if self.reading("bg95.invalid-server") == "error":
+            if self.reads("bg95.invalid-server", "error"):
                 raise CmeError(CME_BAD_PARAM, f"invalid server {server!r}")
-            self.engine.urc(f"+QCOAPOPEN: {cid},{INVALID_PARAMETER}")
+            self.engine.urc(open_urc(cid, Result.INVALID_PARAMETER))
             return
         session = Session(server, port)
         client.session = session
@@ -255,30 +270,30 @@ class Bg95Dialect(Dialect):
     async def _connect(self, cid: int, client: Client, session: Session) -> None:
         await self._network_latency()  # <status> 1 (opening) meanwhile
         result = await self._connect_result(cid, client, session)
-        if result == OK and not self.modem.attached:
-            result = NETWORK_FAILURE  # detached while the DTLS handshake ran
-        if result != OK:
+        if result is Result.OK and not self.modem.attached:
+            result = Result.NETWORK_FAILURE  # detached while the DTLS handshake ran
+        if result is not Result.OK:
             session.close()
             if client.session is session:
                 client.session = None
-        self.engine.urc(f"+QCOAPOPEN: {cid},{result}")
+        self.engine.urc(open_urc(cid, result))
 
-    async def _connect_result(self, cid: int, client: Client, session: Session) -> int:
+    async def _connect_result(self, cid: int, client: Client, session: Session) -> Result:
         # Decision (§4): detached while an attach is under way (CFUN=1 after
         # CFUN=0, CGATT=1 pending) -> -6 "Data call activating"; detached
         # (CGATT=0, CFUN=0/4) -> -4 "Network failure". Every <PDP_cid> 1-16 is
         # taken as an active context of the emulated network.
         if not self.modem.attached:
-            return DATA_CALL_ACTIVATING if self.modem._attaching is not None else NETWORK_FAILURE
+            return Result.DATA_CALL_ACTIVATING if self.modem.attaching else Result.NETWORK_FAILURE
         loop = asyncio.get_running_loop()
         try:  # <status> 1 "opening" while the name resolves
             infos = await loop.getaddrinfo(session.server, session.port, family=socket.AF_INET,
                                            type=socket.SOCK_DGRAM)
         except (OSError, UnicodeError) as exc:
             log.info("client %d: cannot resolve %s: %s", cid, session.server, exc)
-            return DNS_ERROR
+            return Result.DNS_ERROR
         session.remote = infos[0][4][:2]
-        session.status = CONNECTING  # <status> 2 while the socket/DTLS session is set up
+        session.status = Status.CONNECTING  # <status> 2 while the socket/DTLS session is set up
         on_packet = lambda inc: self._incoming(cid, session, inc)  # noqa: E731
         if client.settings.dtls_enable:
             return await self._connect_dtls(cid, client, session, on_packet)
@@ -286,12 +301,12 @@ class Bg95Dialect(Dialect):
             session.endpoint = await CoapEndpoint.open(self.clock, self.address, 0, on_packet)
         except OSError as exc:
             log.info("client %d: socket failed: %s", cid, exc)
-            return SOCKET_FAILURE
-        session.status = CONNECTED
-        return OK
+            return Result.SOCKET_FAILURE
+        session.status = Status.CONNECTED
+        return Result.OK
 
     async def _connect_dtls(self, cid: int, client: Client, session: Session,
-                            on_packet) -> int:
+                            on_packet: Callable[[Incoming], bool]) -> Result:
         """§3.3.1 NOTE, §5.2: DTLS 1.2 PSK with <DTLS_contextID>_server.psk from UFS.
 
         Decision: a missing or malformed PSK file, a handshake alert (wrong key)
@@ -308,25 +323,25 @@ class Bg95Dialect(Dialect):
             identity, key = parse_psk_file(content)
         except ValueError as exc:
             log.info("client %d: %s", cid, exc)
-            return DTLS_FAILURE
+            return Result.DTLS_FAILURE
         timeout = max(self.clock.to_real(DTLS_HANDSHAKE_SECONDS), 1.0)
         try:
             dtls = await DtlsClient.connect(self.address, session.remote, identity, key,
                                             timeout, self.ssl[ctx]["dtlsversion"])
         except OSError as exc:
             log.info("client %d: socket failed: %s", cid, exc)
-            return SOCKET_FAILURE
+            return Result.SOCKET_FAILURE
         except DtlsError as exc:
             log.info("client %d: DTLS handshake with %s:%d failed: %s", cid,
                      *session.remote, exc)
-            return DTLS_FAILURE
+            return Result.DTLS_FAILURE
         dtls.on_closed = lambda: self._disconnected(session)
         endpoint = CoapEndpoint(self.clock, on_packet)
         endpoint.connection_made(dtls)  # type: ignore[arg-type]
         dtls.app = endpoint
         session.endpoint = endpoint
-        session.status = CONNECTED
-        return OK
+        session.status = Status.CONNECTED
+        return Result.OK
 
     async def close_test(self, cmd: Command) -> str:
         return "+QCOAPCLOSE: (0-5)"
@@ -339,50 +354,49 @@ class Bg95Dialect(Dialect):
         if session is None:
             # Decision (§3.3.3): closing an idle client answers OK, then result -3
             # (reading bg95.close-idle=error: ERROR and no URC, the table's only error).
-            if self.reading("bg95.close-idle") == "error":
+            if self.reads("bg95.close-idle", "error"):
                 raise CmeError(CME_NOT_ALLOWED, f"client {cid} has no session")
-            self.engine.urc(f"+QCOAPCLOSE: {cid},{NOT_ALLOWED}")
+            self.engine.urc(close_urc(cid, Result.NOT_ALLOWED))
             return
-        if session.status in (OPENING, CONNECTING, DISCONNECTING):
+        if session.status in (Status.OPENING, Status.CONNECTING, Status.DISCONNECTING):
             # Decision (§3.3.3, §4 -2): the open (or close) under way is not
             # interrupted; it ends with its own URC and the TE may close afterwards.
-            self.engine.urc(f"+QCOAPCLOSE: {cid},{IN_PROCESSING}")
+            self.engine.urc(close_urc(cid, Result.IN_PROCESSING))
             return
         session.close()
         if self.modem.personality.slow > 0:
             # --slow: the network takes its time; <status> 4 (disconnecting) and
             # the id stays occupied (OPEN -> -10, CLOSE -> -2) until the URC.
-            session.status = DISCONNECTING
+            session.status = Status.DISCONNECTING
             self.modem.spawn(self._closed_later(cid, client, session))
             return
         client.session = None
-        self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")  # queued: lands after OK
+        self.engine.urc(close_urc(cid, Result.OK))  # queued: lands after OK
 
     async def _closed_later(self, cid: int, client: Client, session: Session) -> None:
         await self._network_latency()
         if client.session is session:
             client.session = None
-        self.engine.urc(f"+QCOAPCLOSE: {cid},{OK}")
+        self.engine.urc(close_urc(cid, Result.OK))
 
     # -- §3.3.4 ------------------------------------------------------------------------
     async def header_test(self, cmd: Command) -> str:
-        return "+QCOAPHEADER: (0-5),(0-65535),(0,1),(0-8),<token>"
+        return (f"+QCOAPHEADER: (0-5),(0-{MAX_MESSAGE_ID}),(0,1),(0-{MAX_TOKEN_LENGTH}),"
+                "<token>")
 
     async def header(self, cmd: Command) -> None:
         cmd.count(3, 5)
         cid = cmd.int(0, 0, 5)
-        mid = cmd.int(1, 0, 65535)
+        mid = cmd.int(1, 0, MAX_MESSAGE_ID)
         mode = cmd.int(2, 0, 1)
         token = b""
         if mode == 0 and cmd.has(3):  # <TKL>/<token> only valid when <mode>=0
-            tkl = cmd.int(3, 0, 8)
+            tkl = cmd.int(3, 0, MAX_TOKEN_LENGTH)
             token = cmd.hex(4, nbytes=tkl) if tkl else b""
         client = self.clients[cid]
-        if self.reading("bg95.header-msgid") == "once":  # §3.3.4, see Header
-            client.header = Header(client.header.next_mid, auto_token=mode == 1, token=token,
-                                   once_mid=mid)
-        else:
-            client.header = Header(mid, auto_token=mode == 1, token=token)
+        ids = client.header.ids
+        ids.configure(mid, once=self.reads("bg95.header-msgid", "once"))  # §3.3.4, Header
+        client.header = Header(ids, auto_token=mode == 1, token=token)
 
     # -- §3.3.5 ------------------------------------------------------------------------
     async def option_test(self, cmd: Command) -> str:
@@ -396,36 +410,29 @@ class Bg95Dialect(Dialect):
         if mode == 1:
             cmd.count(3, 3)
             # Decision: removing an empty slot is OK (reading bg95.option-remove-empty).
-            if slots[index] is None and self.reading("bg95.option-remove-empty") == "error":
+            if slots[index] is None and self.reads("bg95.option-remove-empty", "error"):
                 raise CmeError(CME_BAD_PARAM, f"option index {index} is empty")
             slots[index] = None
             return
         cmd.count(4, 5)
-        number = cmd.int(3, 0, 65535)
-        spec = OPTIONS.get(number)
-        if spec is None or not spec.in_bg95:
-            raise CmeError(CME_BAD_PARAM, f"option {number} not in §3.3.5")
+        spec = listed_option(cmd.int(3, 0, 65535), DialectName.BG95, "§3.3.5")
         # README erratum 5: string values quoted, uint values bare; opaque values
         # are hex (decision); If-None-Match takes no value (or "").
         if spec.format is OptionFormat.STRING:
             raw = cmd.string(4, quoted=True).encode("latin-1")
         elif spec.format is OptionFormat.UINT:
-            value = cmd.int(4, 0)
-            if value >= 256 ** spec.max_length:
-                raise CmeError(CME_BAD_PARAM, f"option {number}: {value} too large")
-            raw = encode_option_value(number, value)
+            raw = uint_option(spec, cmd.int(4, 0))
         elif spec.format is OptionFormat.OPAQUE:
             raw = cmd.hex(4)
         else:
             if cmd.has(4):
-                raise CmeError(CME_BAD_PARAM, f"option {number} takes no value")
+                raise CmeError(CME_BAD_PARAM, f"option {spec.number} takes no value")
             raw = b""
-        if not spec.min_length <= len(raw) <= spec.max_length:
-            raise CmeError(CME_BAD_PARAM, f"option {number}: length {len(raw)}")
+        within_length(spec, raw)
         # Decision: adding to a used slot replaces it (reading bg95.option-replace).
-        if slots[index] is not None and self.reading("bg95.option-replace") == "error":
+        if slots[index] is not None and self.reads("bg95.option-replace", "error"):
             raise CmeError(CME_BAD_PARAM, f"option index {index} is in use")
-        slots[index] = (number, raw)
+        slots[index] = (spec.number, raw)
 
     # -- §3.3.6 ------------------------------------------------------------------------
     async def send_test(self, cmd: Command) -> str:
@@ -435,40 +442,35 @@ class Bg95Dialect(Dialect):
         cmd.count(4, 5)
         cid = cmd.int(0, 0, 5)
         mtype = cmd.int(1, 0, 3)
-        try:
-            code = bg95_code_to_coap(cmd.int(2, 0, 255))  # Table 4: c*32+dd
-        except ValueError as exc:
-            raise CmeError(CME_BAD_PARAM, str(exc)) from exc
+        code = code_param(cmd, 2, 255, bg95_code_to_coap)  # Table 4: c*32+dd
         bitmask = cmd.int(3, 0, 255)
         length = cmd.int(4, 0, MAX_PAYLOAD) if cmd.has(4) else None
         client = self.clients[cid]
         session = client.session
-        if session is None or session.status != CONNECTED or session.endpoint is None:
+        if session is None or session.status is not Status.CONNECTED or session.endpoint is None:
             raise CmeError(CME_NOT_ALLOWED, f"client {cid} not connected")
         selected = self._selected_options(client, bitmask)
-        entry = await self._payload(length)
-        if entry.status is DataStatus.CANCEL:
-            # Decision (§3.3.6): ESC -> OK, nothing sent, no URC (reading
-            # bg95.esc-result=error: ERROR, +CME ERROR: 52 with AT+CMEE=1).
-            if self.reading("bg95.esc-result") == "error":
-                raise CmeError(CME_ABORTED, "ESC")
+        # Decision (§3.3.6): ESC -> OK, nothing sent, no URC (reading
+        # bg95.esc-result=error: ERROR, +CME ERROR: 52 with AT+CMEE=1). The payload
+        # not complete within 60 s: ERROR (+CME ERROR: 3). Over 1024 bytes: see _payload.
+        payload = typed_data(await self._payload(length),
+                             esc_error=self.reads("bg95.esc-result", "error"),
+                             over_limit_error=self.reads("bg95.payload-over-limit", "error"),
+                             limit=MAX_PAYLOAD)
+        if payload is None:
             return
-        if entry.status is DataStatus.TIMEOUT:
-            raise CmeError(CME_NOT_ALLOWED, "payload not complete")
-        if entry.truncated and self.reading("bg95.payload-over-limit") == "error":
-            raise CmeError(CME_BAD_PARAM, f"more than {MAX_PAYLOAD} bytes before Ctrl+Z")
-        random_8 = self.reading("bg95.auto-token") == "random-8"
+        random_8 = self.reads("bg95.auto-token", "random-8")
         mid, token = client.header.take(self.rng, random_8)
         # Options by number, repeats in index order (RFC 7252 §3.1; sort is stable).
         options = tuple(sorted(selected, key=lambda o: o[0]))
-        packet = Packet(mtype, code, mid, token, options, entry.data)
+        packet = Packet(mtype, code, mid, token, options, payload)
         # §3.3.6: OK first, then the packet goes out and +QCOAPACK follows.
         asyncio.get_running_loop().call_soon(self._transmit, cid, client, session, packet)
 
     def _selected_options(self, client: Client, bitmask: int) -> list[tuple[int, bytes]]:
         """README erratum 3: bit n selects option index n. Decision: a selected empty
         slot is an error (reading bg95.bitmask-empty-slot=skip: it is ignored)."""
-        skip = self.reading("bg95.bitmask-empty-slot") == "skip"
+        skip = self.reads("bg95.bitmask-empty-slot", "skip")
         selected = []
         for index in range(OPTION_SLOTS):
             if not bitmask >> index & 1:
@@ -492,7 +494,7 @@ class Bg95Dialect(Dialect):
         ``truncated`` flag; reading bg95.payload-over-limit=truncate: the first
         1024 bytes go).
         """
-        if length == 0 and self.reading("bg95.payload-zero") == "no-prompt":
+        if length == 0 and self.reads("bg95.payload-zero", "no-prompt"):
             return DataInput(DataStatus.SUBMIT)
         return await self.engine.read_data(length=length, max_bytes=MAX_PAYLOAD)
 
@@ -500,67 +502,55 @@ class Bg95Dialect(Dialect):
         endpoint, remote = session.endpoint, session.remote
         if endpoint is None or remote is None or client.session is not session:
             return
-        ack = f"+QCOAPACK: {cid},{packet.mtype},{packet.mid}"
+
+        def acked(result: Result) -> None:
+            self.engine.urc(ack_urc(cid, packet.mtype, packet.mid, result))
+
         if len(encode(packet)) > MAX_MESSAGE:
             # Decision (§4 -8): nothing is sent; the message ID stays used.
-            self.engine.urc(f"{ack},{OUT_OF_MEMORY}")
-            return
-        if packet.mtype != MessageType.CON:
-            try:
-                endpoint.send(packet, remote)
-            except OSError as exc:
-                log.info("send failed: %s", exc)
-                self.engine.urc(f"{ack},{SEND_FAILURE}")
-                return
-            self.engine.urc(f"{ack},{OK}")  # §3.4.2: NON/ACK/RST: reported once sent
+            acked(Result.OUT_OF_MEMORY)
             return
         params = TransmissionParameters(ack_timeout=client.settings.timeout,
                                         max_retransmit=client.settings.retry_count)
 
         def retransmitted(n: int) -> None:
             # §3.4.3. Decision: <result> 0 for each retransmission that went out.
-            self.engine.urc(f"+QCOAPIND: {cid},0,{packet.mid},{n},{OK}")
+            self.engine.urc(ind_urc(cid, packet.mid, n, Result.OK))
 
         def outcome(delivery: Delivery) -> None:
             if delivery.outcome is Outcome.ACKED:
-                self.engine.urc(f"{ack},{OK}")
-                if delivery.reply is not None and delivery.reply.code != 0:
+                acked(Result.OK)
+                if delivery.reply is not None and delivery.reply.code != CODE_EMPTY:
                     self._recv_urc(cid, delivery.reply)  # piggybacked: ACK first, then RECV
             elif delivery.outcome is Outcome.CANCELLED:
-                self.engine.urc(f"{ack},{NETWORK_FAILURE}")  # network_lost()
+                acked(Result.NETWORK_FAILURE)  # network_lost()
             else:
                 # Decision (§3.4.2): retries exhausted or RST -> -11 "Data sending failure".
-                self.engine.urc(f"{ack},{SEND_FAILURE}")
+                acked(Result.SEND_FAILURE)
 
         try:
-            endpoint.send_con(packet, remote, params, on_outcome=outcome,
-                              on_retransmit=retransmitted)
+            con = transmit(endpoint, packet, remote, params, on_outcome=outcome,
+                           on_retransmit=retransmitted)
         except OSError as exc:
             log.info("send failed: %s", exc)
-            self.engine.urc(f"{ack},{SEND_FAILURE}")
+            acked(Result.SEND_FAILURE)
+            return
+        if not con:
+            acked(Result.OK)  # §3.4.2: NON/ACK/RST: reported once sent
 
     # -- §3.4.1 ------------------------------------------------------------------------
     def _incoming(self, cid: int, session: Session, incoming: Incoming) -> bool:
         if incoming.remote != session.remote:
             # Decision: a session only hears its server; others get RST (if CON).
             return False
-        if incoming.is_request or (incoming.is_response and incoming.request is not None):
-            self._recv_urc(cid, incoming.packet)
-            return True  # separate responses are ACKed by the endpoint; requests by the TE
-        return False
+        if incoming.kind is Kind.UNEXPECTED:
+            return False
+        self._recv_urc(cid, incoming.packet)
+        return True  # separate responses are ACKed by the endpoint; requests by the TE
 
     def _recv_urc(self, cid: int, packet: Packet) -> None:
-        # README erratum 4: the payload goes raw on the line after the header line.
-        # Decision: each option as <number>,<value>: string quoted, uint bare,
-        # opaque hex; no payload line when the payload is empty (reading
-        # bg95.recv-empty-payload=empty-line: an empty line follows the header).
-        opts = "".join(f",{n},{_value_text(n, raw)}" for n, raw in packet.options)
-        text = (f"+QCOAPRECV: {cid},{packet.mid},{dotted(packet.code)},{len(packet.token)},"
-                f"{packet.token.hex().upper()},{len(packet.options)}{opts},{len(packet.payload)}")
-        payload: bytes | None = packet.payload
-        if not payload and self.reading("bg95.recv-empty-payload") == "none":
-            payload = None
-        self.engine.urc(text, payload=payload)
+        empty_line = self.reads("bg95.recv-empty-payload", "empty-line")
+        self.engine.urc(*recv_urc(cid, packet, empty_line=empty_line))
 
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -586,10 +576,42 @@ def is_server_address(server: str) -> bool:
     return all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
-def _value_text(number: int, raw: bytes) -> str:
-    value = value_of(number, raw)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex().upper()
-    return '"' + raw.decode("latin-1") + '"'
+# -- §3.4 URC lines (pure: what the engine prints) ---------------------------------------
+
+def open_urc(cid: int, result: Result) -> str:
+    """§3.3.2 ``+QCOAPOPEN: <clientID>,<result>``."""
+    return f"+QCOAPOPEN: {cid},{int(result)}"
+
+
+def close_urc(cid: int, result: Result) -> str:
+    """§3.3.3 ``+QCOAPCLOSE: <clientID>,<result>``."""
+    return f"+QCOAPCLOSE: {cid},{int(result)}"
+
+
+def ack_urc(cid: int, mtype: int, mid: int, result: Result) -> str:
+    """§3.4.2 ``+QCOAPACK: <clientID>,<type>,<msgID>,<result>`` (README erratum 2:
+    the §5 examples print ``+COAPACK``)."""
+    return f"+QCOAPACK: {cid},{int(mtype)},{mid},{int(result)}"
+
+
+def ind_urc(cid: int, mid: int, retry: int, result: Result) -> str:
+    """§3.4.3 ``+QCOAPIND: <clientID>,<type>,<msgID>,<retry_times>,<result>``; only a
+    CON is retransmitted, so <type> is always 0."""
+    return f"+QCOAPIND: {cid},{int(MessageType.CON)},{mid},{retry},{int(result)}"
+
+
+def recv_urc(cid: int, packet: Packet, *, empty_line: bool = False) -> tuple[str, bytes | None]:
+    """§3.4.1 ``+QCOAPRECV`` header line and the payload line (None: no payload line).
+
+    README erratum 4: the payload goes raw on the line after the header line.
+    Decision: each option as <number>,<value>: string quoted, uint bare,
+    opaque hex; no payload line when the payload is empty (reading
+    bg95.recv-empty-payload=empty-line, ``empty_line``: an empty line follows
+    the header)."""
+    opts = "".join(f",{n},{option_value_text(n, raw, quote_strings=True)}"
+                   for n, raw in packet.options)
+    text = (f"+QCOAPRECV: {cid},{packet.mid},{dotted(packet.code)},{len(packet.token)},"
+            f"{packet.token.hex().upper()},{len(packet.options)}{opts},{len(packet.payload)}")
+    if not packet.payload and not empty_line:
+        return text, None
+    return text, packet.payload
