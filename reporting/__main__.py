@@ -59,7 +59,7 @@ def cmd_finish(args) -> int:
             index = allure.generate(run)
             html_note = f"{index}  (open it in a browser; no server needed)"
         except (allure.AllureUnavailable, RuntimeError, OSError) as exc:
-            html_note = f"NOT GENERATED: {str(exc).splitlines()[0]}"
+            html_note = "NOT GENERATED: " + " | ".join(str(exc).strip().splitlines()[-6:])
     history = runs.history(reports, upto=run) if run.parent == reports / runs.RUNS else [load(run)]
     if not any(r.path.resolve() == run.resolve() for r in history):
         history.append(load(run))

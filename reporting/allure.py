@@ -48,6 +48,7 @@ def config(name: str) -> dict:
 
 def generate(run: Path, name: str | None = None, timeout: float = TIMEOUT) -> Path:
     """``run/allure-results`` -> ``run/allure-report/index.html``; returns the index."""
+    run = Path(run).resolve()
     results = run / RESULTS
     if not results.is_dir():
         raise FileNotFoundError(f"{results}: no Allure results in this run")

@@ -8,6 +8,7 @@ fail at their +QCOAPRECV step, after the PSK file of §5.2 was typed.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -44,20 +45,34 @@ def _run_suite(reports: Path, basetemp: Path, *extra: str) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Run A: two failures. Run B: the same, with a known-deviations file that lists one
-    failing vector (-> known) and one passing vector (-> fixed, XPASS(strict))."""
-    base = tmp_path_factory.mktemp("release")
+    failing vector (-> known) and one passing vector (-> fixed, XPASS(strict)). Then a run
+    that dies on a missing port. Done once per session, whichever xdist worker comes first
+    (the others wait on the lock and read what it left)."""
+    base = tmp_path_factory.getbasetemp().parent / "release-runs"
+    base.mkdir(exist_ok=True)
+    with open(base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = base / "done.json"
+        if not done.exists():
+            reports = base / "reports"
+            first = _run_suite(reports, base / "bt-a")
+            known = base / "known.yaml"
+            known.write_text(
+                "schema: 1\nfirmware: ['BG95M3*']\nmodels: [BG95-M3]\ndeviations:\n"
+                "  - {vector: bg95-5.1-example, ticket: QA-1, reason: token is 8 random bytes}\n"
+                "  - {vector: bg95-5.2-wrong-*, ticket: QA-2, reason: was failing on this firmware}\n")
+            second = _run_suite(reports, base / "bt-b", f"--known-deviations={known}")
+            dead = _run_suite(reports, base / "bt-c", "--target", "/dev/ttyNOPE-missing")
+            done.write_text(json.dumps({
+                "console": [p.stdout + p.stderr for p in (first, second)],
+                "codes": [first.returncode, second.returncode, dead.returncode],
+                "dead": dead.stdout + dead.stderr}))
+    record = json.loads((base / "done.json").read_text())
     reports = base / "reports"
-    first = _run_suite(reports, base / "bt-a")
-    known = base / "known.yaml"
-    known.write_text(
-        "schema: 1\nfirmware: ['BG95M3*']\nmodels: [BG95-M3]\ndeviations:\n"
-        "  - {vector: bg95-5.1-example, ticket: QA-1, reason: token is 8 random bytes}\n"
-        "  - {vector: bg95-5.2-wrong-*, ticket: QA-2, reason: was failing on this firmware}\n")
-    second = _run_suite(reports, base / "bt-b", f"--known-deviations={known}")
-    runs = sorted((reports / "runs").iterdir())
-    return {"reports": reports, "a": runs[0], "b": runs[-1], "runs": runs,
-            "console": first.stdout + first.stderr + second.stdout + second.stderr,
-            "first": first, "second": second, "base": base}
+    runs = sorted(p for p in (reports / "runs").iterdir() if not p.name.endswith("-unknown"))
+    return {"reports": reports, "a": runs[0], "b": runs[-1], "runs": runs, "base": base,
+            "console": "".join(record["console"]), "codes": record["codes"],
+            "dead": record["dead"]}
 
 
 def _report(*args: str, reports: Path) -> subprocess.CompletedProcess:
@@ -76,6 +91,11 @@ def test_each_run_has_its_own_folder_with_every_report(two_runs):
         assert list((run / "pcap").glob("*.pcap"))
     latest = two_runs["reports"] / "latest"
     assert latest.is_symlink() and latest.resolve() == two_runs["b"].resolve()
+    # A third run died on a missing port (exit 4): its own folder, nothing else touched.
+    assert two_runs["codes"][2] == 4, two_runs["dead"][-2000:]
+    dead = list((two_runs["reports"] / "runs").glob("*-ttyNOPE-missing-BG95-M3-unknown"))
+    assert len(dead) == 1 and (dead[0] / "console.log").is_file()
+    assert json.loads((dead[0] / "run.json").read_text())["state"] == "aborted"
     # The first run is still whole after the second.
     assert len(json.loads((two_runs["a"] / "results.json").read_text())["results"]) == 8
 
@@ -86,7 +106,7 @@ def test_outcomes_gate_exit_codes_and_known_deviations(two_runs):
     outcomes_a = {r["key"]: r["outcome"] for r in a["results"]}
     outcomes_b = {r["key"]: r["outcome"] for r in b["results"]}
     assert {k for k, o in outcomes_a.items() if o == "failed"} == FAILING
-    assert two_runs["first"].returncode == 1                       # the gate failed run A
+    assert two_runs["codes"][0] == 1                               # the gate failed run A
     assert outcomes_b["BG95-M3/bg95-5.1-example"] == "known"       # strict xfail
     assert outcomes_b["BG95-M3/bg95-5.2-wrong-key"] == "fixed"     # XPASS(strict): fixed
     assert outcomes_b["BG95-M3/bg95-5.2-example"] == "failed"
@@ -137,8 +157,9 @@ def test_no_psk_key_in_any_output(two_runs):
     assert b"3132333434464738" in DEFAULT_KEY.hex().encode()
     console = two_runs["console"].encode()
     assert b"***[" in b"".join(p.read_bytes() for p in two_runs["a"].glob("junit.xml"))
-    leaks = [n for n in needles if n in console]
     roots = two_runs["runs"] + [two_runs["base"] / "bt-a", two_runs["base"] / "bt-b"]
+    console += two_runs["dead"].encode()
+    leaks = [n for n in needles if n in console]
     for root in roots:
         for path in root.rglob("*"):
             if path.is_file() and path.suffix != ".pcap":
