@@ -84,7 +84,10 @@ def cmd_finish(args) -> int:
             f"  reporting took {time.monotonic() - started:.1f} s"]
     code = status
     if status in (0, 1):               # the tests ran: the gate decides
-        code, text = _gate(run, reports, args.gate, args.baseline)
+        try:
+            code, text = _gate(run, reports, args.gate, args.baseline)
+        except gate_mod.ConfigError as exc:
+            code, text = EXIT_USAGE, f"gate not applied: {exc}"
         (run / "gate.txt").write_text(text + "\n")
         out.append(text)
     _say(run, out)
