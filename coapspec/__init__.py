@@ -10,7 +10,7 @@ from coapspec.numbers import (
     bg95_code_to_coap, coap_code_to_bg95, OptionFormat, OptionSpec, OPTIONS,
     option_spec, TEXT_CONTENT_FORMATS, CONTENT_FORMATS, is_text_content_format,
     CODE_EMPTY, is_request, is_response, MAX_MESSAGE_ID, MAX_TOKEN_LENGTH, next_message_id,
-    CONTENT_FORMAT, ACCEPT,
+    CONTENT_FORMAT, ACCEPT, MAX_OPTION_NUMBER,
 )
 from coapspec.codec import Packet, decode, decode_strict, encode, build_message, option_pairs
 from coapspec.transmission import (
@@ -22,7 +22,7 @@ __all__ = [
     "bg95_code_to_coap", "coap_code_to_bg95", "OptionFormat", "OptionSpec", "OPTIONS",
     "option_spec", "TEXT_CONTENT_FORMATS", "CONTENT_FORMATS", "is_text_content_format",
     "CODE_EMPTY", "is_request", "is_response", "MAX_MESSAGE_ID", "MAX_TOKEN_LENGTH",
-    "next_message_id", "CONTENT_FORMAT", "ACCEPT",
+    "next_message_id", "CONTENT_FORMAT", "ACCEPT", "MAX_OPTION_NUMBER",
     "Packet", "decode", "decode_strict", "encode", "build_message", "option_pairs",
     "TransmissionParameters", "RFC7252", "MAX_LATENCY", "MAX_MESSAGE_SIZE",
 ]

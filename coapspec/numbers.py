@@ -119,6 +119,8 @@ def next_message_id(mid: int) -> int:
 
 # --- Options (RFC 7252 §5.10, BC28 §2.5, BG95 Table 3) ---------------------------
 
+#: Option numbers are 16 bits (RFC 7252 §3.1, §12.2).
+MAX_OPTION_NUMBER = 0xFFFF
 #: Option numbers the emulator names in code (RFC 7252 §12.2).
 CONTENT_FORMAT = int(OptionNumber.CONTENT_FORMAT)
 ACCEPT = int(OptionNumber.ACCEPT)

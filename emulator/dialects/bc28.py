@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from coapspec import (
-    ACCEPT, CODE_EMPTY, CONTENT_FORMAT, CONTENT_FORMATS, MAX_MESSAGE_ID, MAX_TOKEN_LENGTH,
-    RFC7252, MessageType, OptionFormat, OptionSpec, Packet, bc28_code_to_coap, dotted,
-    is_text_content_format,
+    ACCEPT, CODE_EMPTY, CONTENT_FORMAT, CONTENT_FORMATS, MAX_MESSAGE_ID, MAX_OPTION_NUMBER,
+    MAX_TOKEN_LENGTH, RFC7252, MessageType, OptionFormat, OptionSpec, Packet, bc28_code_to_coap,
+    dotted, is_text_content_format,
 )
 from emulator.at_engine import (
     CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, AtError, CmeError, Command, Handler,
@@ -303,7 +303,8 @@ class Bc28Dialect(Dialect):
         cmd.count(1 + 2 * count, 1 + 2 * count)
         options = []
         for k in range(count):
-            spec = listed_option(cmd.int(1 + 2 * k, 0, 65535), DialectName.BC28, "§2.5")
+            number = cmd.int(1 + 2 * k, 0, MAX_OPTION_NUMBER)
+            spec = listed_option(number, DialectName.BC28, "§2.5")
             # Decision (§2.5): <opt_value> is 1-180 characters as typed, except
             # If-None-Match (5), an empty option, which takes only "".
             empty = spec.format is OptionFormat.EMPTY

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from coapspec import (
-    CODE_EMPTY, MAX_MESSAGE_ID, MAX_MESSAGE_SIZE, MAX_TOKEN_LENGTH, MessageType, OptionFormat,
-    Packet, TransmissionParameters, bg95_code_to_coap, dotted, encode,
+    CODE_EMPTY, MAX_MESSAGE_ID, MAX_MESSAGE_SIZE, MAX_OPTION_NUMBER, MAX_TOKEN_LENGTH,
+    MessageType, OptionFormat, Packet, TransmissionParameters, bg95_code_to_coap, dotted, encode,
 )
 from emulator.at_engine import (
     CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
@@ -76,6 +76,19 @@ class Status(enum.IntEnum):
 
 DTLS_HANDSHAKE_SECONDS = 20.0  # module seconds before a silent server counts as -9
 SSL_CONTEXTS = range(6)        # AT+QSSLCFG <SSL_ctxID> 0-5
+
+
+class SslSetting(enum.Enum):
+    """The AT+QSSLCFG settings §5.2 uses, by their AT name: (lowest, highest, default).
+
+    Decision (§5.2): "dtls" is recorded but not required (AT+QCOAPCFG="dtls" is what
+    enables DTLS); "dtlsversion" 0 = DTLS 1.0, 1 = DTLS 1.2 (default), 2 = either."""
+
+    DTLS = ("dtls", 0, 1, 0)
+    DTLS_VERSION = ("dtlsversion", 0, 2, 1)
+
+    def __init__(self, label: str, lo: int, hi: int, default: int) -> None:
+        self.label, self.lo, self.hi, self.default = label, lo, hi, default
 
 
 @dataclass
@@ -148,7 +161,7 @@ class Bg95Dialect(Dialect):
         self._network_rng = modem.personality.rng("bg95.network")  # --slow draws
         self.clients: dict[int, Client] = {}
         self.ufs = Ufs(modem.engine)   # flash: survives reboots (emulator/ufs.py)
-        self.ssl: dict[int, dict[str, int]] = {}
+        self.ssl: dict[int, dict[SslSetting, int]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -157,10 +170,8 @@ class Bg95Dialect(Dialect):
                 client.session.close()
         self.clients = {i: Client(Header(MessageIds(self.rng.randrange(MAX_MESSAGE_ID + 1))))
                         for i in CLIENTS}
-        # AT+QSSLCFG settings are not saved either. Decision (§5.2): "dtls" is
-        # recorded but not required (AT+QCOAPCFG="dtls" is what enables DTLS);
-        # "dtlsversion" 0 = DTLS 1.0, 1 = DTLS 1.2 (default), 2 = either.
-        self.ssl = {i: {"dtls": 0, "dtlsversion": 1} for i in SSL_CONTEXTS}
+        # AT+QSSLCFG settings are not saved either (SslSetting: the §5.2 decision).
+        self.ssl = {i: {s: s.default for s in SslSetting} for i in SSL_CONTEXTS}
 
     def network_lost(self) -> None:
         for client in self.clients.values():
@@ -196,13 +207,13 @@ class Bg95Dialect(Dialect):
 
     async def sslcfg(self, cmd: Command) -> str | None:
         name = cmd.string(0, quoted=True).lower()
-        ranges = {"dtls": (0, 1), "dtlsversion": (0, 2)}
-        if name not in ranges:
+        setting = next((s for s in SslSetting if s.label == name), None)
+        if setting is None:
             raise CmeError(CME_BAD_PARAM, f"QSSLCFG {name!r} not emulated")
         ctx = cmd.int(1, 0, 5)
         if cmd.count(2, 3) == 2:
-            return f'+QSSLCFG: "{name}",{ctx},{self.ssl[ctx][name]}'
-        self.ssl[ctx][name] = cmd.int(2, *ranges[name])
+            return f'+QSSLCFG: "{setting.label}",{ctx},{self.ssl[ctx][setting]}'
+        self.ssl[ctx][setting] = cmd.int(2, setting.lo, setting.hi)
         return None
 
     # -- §3.3.1 ------------------------------------------------------------------------
@@ -327,7 +338,7 @@ class Bg95Dialect(Dialect):
         timeout = max(self.clock.to_real(DTLS_HANDSHAKE_SECONDS), 1.0)
         try:
             dtls = await DtlsClient.connect(self.address, session.remote, identity, key,
-                                            timeout, self.ssl[ctx]["dtlsversion"])
+                                            timeout, self.ssl[ctx][SslSetting.DTLS_VERSION])
         except OSError as exc:
             log.info("client %d: socket failed: %s", cid, exc)
             return Result.SOCKET_FAILURE
@@ -415,7 +426,7 @@ class Bg95Dialect(Dialect):
             slots[index] = None
             return
         cmd.count(4, 5)
-        spec = listed_option(cmd.int(3, 0, 65535), DialectName.BG95, "§3.3.5")
+        spec = listed_option(cmd.int(3, 0, MAX_OPTION_NUMBER), DialectName.BG95, "§3.3.5")
         # README erratum 5: string values quoted, uint values bare; opaque values
         # are hex (decision); If-None-Match takes no value (or "").
         if spec.format is OptionFormat.STRING:
