@@ -35,7 +35,7 @@ def cmd_new_run(args) -> int:
 
 def cmd_finish(args) -> int:
     """After pytest: name the folder by firmware, HTML report, matrix, latest, gate."""
-    reports, run = _reports(args), Path(args.run)
+    reports, run = _reports(args).resolve(), Path(args.run).resolve()
     status = args.pytest_exit
     out = []
     if not (run / RESULTS).is_file():
@@ -53,13 +53,12 @@ def cmd_finish(args) -> int:
     started = time.monotonic()
     run = runs.rename_final(run)
     out.append(f"run folder: {run}")
-    html_note = ""
+    html_note, generation = "", None
     if not args.no_html and (run / allure.RESULTS).is_dir():
-        try:
-            index = allure.generate(run)
-            html_note = f"{index}  (open it in a browser; no server needed)"
-        except (allure.AllureUnavailable, RuntimeError, OSError) as exc:
-            html_note = "NOT GENERATED: " + " | ".join(str(exc).strip().splitlines()[-6:])
+        try:                         # node renders the HTML while Python does the rest
+            generation = allure.Generation(run)
+        except (allure.AllureUnavailable, OSError) as exc:
+            html_note = "NOT GENERATED: " + str(exc)
     history = runs.history(reports, upto=run) if run.parent == reports / runs.RUNS else [load(run)]
     if not any(r.path.resolve() == run.resolve() for r in history):
         history.append(load(run))
@@ -73,9 +72,14 @@ def cmd_finish(args) -> int:
         (run / "coverage.html").write_text(coverage.to_html(table))
     except Exception as exc:     # noqa: BLE001 - the coverage table never fails a run
         out.append(f"coverage table not written: {exc}")
+    if generation is not None:
+        try:
+            html_note = f"{generation.wait()}  (open it in a browser; no server needed)"
+        except (RuntimeError, OSError) as exc:
+            html_note = "NOT GENERATED: " + " | ".join(str(exc).strip().splitlines()[-6:])
     if run.parent == reports / runs.RUNS:
         runs.set_latest(reports, run)
-    out += [f"  Allure 3 HTML: {html_note or '(no allure-results)'}",
+    out += [f"  Allure 3 HTML: {html_note or ('skipped (--no-html)' if args.no_html else '(no allure-results)')}",
             f"  matrix:        matrix.md, matrix.html (columns from {len(built.runs)} run(s))",
             "  coverage:      coverage.md, coverage.html;  JUnit: junit.xml;  pcaps: pcap/;"
             "  results.json, run.json, console.log",

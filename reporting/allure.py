@@ -46,25 +46,42 @@ def config(name: str) -> dict:
     }
 
 
+class Generation:
+    """``allure generate`` running in the background (the caller works meanwhile)."""
+
+    def __init__(self, run: Path, name: str | None = None) -> None:
+        run = Path(run).resolve()
+        self.results = run / RESULTS
+        if not self.results.is_dir():
+            raise FileNotFoundError(f"{self.results}: no Allure results in this run")
+        self.out = run / REPORT
+        self.cfg = run / "allurerc.json"
+        self.cfg.write_text(json.dumps(config(name or run.name), indent=1) + "\n")
+        env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+        self.proc = subprocess.Popen([str(cli()), "generate", str(self.results), "-o",
+                                      str(self.out), "--config", str(self.cfg)], cwd=run, env=env,
+                                     text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = TIMEOUT) -> Path:
+        """The report's index.html; RuntimeError with Allure's last words if it failed."""
+        try:
+            output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            output, _ = self.proc.communicate()
+            raise RuntimeError(f"allure generate took more than {timeout:g} s") from None
+        finally:
+            self.cfg.unlink(missing_ok=True)
+        index = self.out / "index.html"
+        if self.proc.returncode != 0 or not index.is_file():
+            raise RuntimeError(f"allure generate failed ({self.proc.returncode}):\n{output[-2000:]}")
+        _offline(index)
+        return index
+
+
 def generate(run: Path, name: str | None = None, timeout: float = TIMEOUT) -> Path:
     """``run/allure-results`` -> ``run/allure-report/index.html``; returns the index."""
-    run = Path(run).resolve()
-    results = run / RESULTS
-    if not results.is_dir():
-        raise FileNotFoundError(f"{results}: no Allure results in this run")
-    out = run / REPORT
-    cfg = run / "allurerc.json"
-    cfg.write_text(json.dumps(config(name or run.name), indent=1) + "\n")
-    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
-    proc = subprocess.run([str(cli()), "generate", str(results), "-o", str(out),
-                           "--config", str(cfg)], cwd=run, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    cfg.unlink(missing_ok=True)
-    index = out / "index.html"
-    if proc.returncode != 0 or not index.is_file():
-        raise RuntimeError(f"allure generate failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
-    _offline(index)
-    return index
+    return Generation(run, name).wait(timeout)
 
 
 # The awesome report always loads Google Analytics (plugin-awesome: analyticsEnable: true,

@@ -78,7 +78,7 @@ class RunResults:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.path.name
+        return self.path.name if self.path.name not in ("", ".") else self.meta.get("name", "")
 
     @property
     def firmware(self) -> dict[str, str]:

@@ -110,7 +110,10 @@ def final_name(run: Path) -> str:
     base = run.name
     stamp = re.sub(r"(\.\d+)$", "", base)
     suffix = base[len(stamp):]
-    return f"{stamp}-{firmware_slug(firmwares)}{suffix}"
+    firmware = firmware_slug(firmwares)
+    if stamp.endswith(f"-{firmware}"):          # finished before: the name is final
+        return base
+    return f"{stamp}-{firmware}{suffix}"
 
 
 def rename_final(run: Path) -> Path:
