@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -51,7 +50,7 @@ def load(address: tuple[str, int], seconds: float, window: int) -> float:
     while time.monotonic() - start < seconds:
         try:
             sock.recvfrom(2048)
-        except socket.timeout:
+        except TimeoutError:
             for _ in range(window):
                 send()
             continue

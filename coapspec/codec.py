@@ -13,7 +13,13 @@ from aiocoap.error import UnparsableMessage
 from aiocoap.numbers import OptionNumber
 
 from coapspec.numbers import (
-    CODE_EMPTY, MAX_TOKEN_LENGTH, OPTIONS, MessageType, OptionFormat, coap_code_name, dotted,
+    CODE_EMPTY,
+    MAX_TOKEN_LENGTH,
+    OPTIONS,
+    MessageType,
+    OptionFormat,
+    coap_code_name,
+    dotted,
     option_name,
 )
 

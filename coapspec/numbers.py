@@ -151,14 +151,14 @@ def _opt(number: int, name: str, fmt: OptionFormat, lo: int, hi: int,
     return OptionSpec(number, name, fmt, lo, hi, bc28, bg95)
 
 
-E, O, U, S = OptionFormat.EMPTY, OptionFormat.OPAQUE, OptionFormat.UINT, OptionFormat.STRING
+E, OP, U, S = OptionFormat.EMPTY, OptionFormat.OPAQUE, OptionFormat.UINT, OptionFormat.STRING
 
 #: Lengths are RFC 7252 §5.10 / BG95 Table 3 (bytes). ``in_bc28``: listed in BC28 §2.5;
 #: ``in_bg95``: listed in BG95 §3.3.5.
 OPTIONS: dict[int, OptionSpec] = {o.number: o for o in (
-    _opt(1, "If-Match", O, 0, 8),
+    _opt(1, "If-Match", OP, 0, 8),
     _opt(3, "Uri-Host", S, 1, 255),
-    _opt(4, "ETag", O, 1, 8),
+    _opt(4, "ETag", OP, 1, 8),
     _opt(5, "If-None-Match", E, 0, 0),
     _opt(6, "Observe", U, 0, 3, bg95=False),          # RFC 7641 §2
     _opt(7, "Uri-Port", U, 0, 2),

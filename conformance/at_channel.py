@@ -27,8 +27,8 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import serial
 
@@ -136,7 +136,7 @@ class _Pending:
     command: str
     prefixes: frozenset[str]
     prompt: str | None             # ">" or "CONNECT" when data follows, else None
-    events: "queue.Queue[_Event]" = field(default_factory=queue.Queue)
+    events: queue.Queue[_Event] = field(default_factory=queue.Queue)
     echo_pending: bool = True
     prompt_seen: bool = False
     data_echo: str | None = None
@@ -155,7 +155,9 @@ def command_prefixes(line: str) -> frozenset[str]:
 
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted
@@ -213,7 +215,7 @@ class ATChannel:
 
     @classmethod
     def open(cls, url: str, *, baudrate: int = 115200, name: str | None = None,
-             reopen_within: float = 0.0) -> "ATChannel":
+             reopen_within: float = 0.0) -> ATChannel:
         def opener() -> serial.SerialBase:
             return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
         try:
@@ -231,7 +233,7 @@ class ATChannel:
         except (serial.SerialException, OSError):
             pass
 
-    def __enter__(self) -> "ATChannel":
+    def __enter__(self) -> ATChannel:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,7 +1,8 @@
 """Comparing a captured datagram with a vector's ``packet:`` expectation."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from coapspec import MessageType, Packet, code_from_dotted, dotted, encode, option_spec
 from coapspec.codec import display_value, encode_option_value

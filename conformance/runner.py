@@ -15,12 +15,22 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Mapping, Protocol
+from typing import Any, Protocol
 
 from conformance import packets, secrets, timeline, verdicts
 from conformance.at_channel import (
-    CTRL_Z, ESC, ATChannel, ATError, PortLost, Reply, Urc, canonical_line, canonical_pattern,
+    CTRL_Z,
+    ESC,
+    ATChannel,
+    ATError,
+    PortLost,
+    Reply,
+    Urc,
+    canonical_line,
+    canonical_pattern,
     is_error,
 )
 from conformance.vectors.expand import UnknownVariable, expand, expand_regex, names_in
@@ -83,6 +93,8 @@ class Miss(Exception):
                  decision: Decision | None = None) -> None:
         super().__init__(f"{step.describe()}: expected {expected}; got {actual}")
         self.step, self.expected, self.actual, self.decision = step, expected, actual, decision
+        self.cursor: int | None = None     # packet steps: the datagram was consumed either way
+        self.chosen: str | None = None     # send steps: the expect alternative the answer matched
 
     @property
     def normative(self) -> bool:
@@ -142,10 +154,10 @@ class VectorDeviation(VectorFailure):
     """Every miss was on a declared decision: the module reads the note another way."""
 
 
-Observer = Callable[[str], ContextManager[Any]]
+Observer = Callable[[str], AbstractContextManager[Any]]
 
 
-def _no_observer(_: str) -> ContextManager[Any]:
+def _no_observer(_: str) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
@@ -212,8 +224,8 @@ class Runner:
             if whole is not None and miss.decision is None:
                 miss.decision = whole
             self._record(run, step, miss)
-            cursor = getattr(miss, "cursor", cursor)
-            chosen = getattr(miss, "chosen", None)
+            cursor = miss.cursor if miss.cursor is not None else cursor
+            chosen = miss.chosen
             if miss.normative or chosen not in step.then:
                 return cursor
             # Only a decision missed, and the final result was one of the alternatives:
@@ -296,7 +308,7 @@ class Runner:
             _, problem = self._check_reply(tight_spec, reply, variables)
             if problem:
                 miss = Miss(step, *problem, decision=decision)
-                miss.chosen = chosen   # type: ignore[attr-defined]  # its then: branch still runs
+                miss.chosen = chosen           # its then: branch still runs
                 raise miss
         late = self.channel.strays[strays:]
         if late:
@@ -331,7 +343,7 @@ class Runner:
         if len(patterns) != len(reply.info):
             return chosen, (f"{len(patterns)} information line(s) {spec.get('info', [])}",
                             f"{len(reply.info)}: {reply.info}")
-        for pattern, line_text in zip(patterns, reply.info):
+        for pattern, line_text in zip(patterns, reply.info, strict=True):
             match = re.fullmatch(pattern, canonical_line(line_text))
             if not match:
                 return chosen, (f"information line matching {pattern!r}", repr(line_text))
@@ -395,6 +407,7 @@ class Runner:
         spec, variables = step.spec["packet"], run.variables
         within = spec.get("within", DEFAULT_PACKET_WITHIN)
         deadline = time.monotonic() + self.clock.deadline(within)
+        problems: list[str] = []
         while True:
             datagram = self.network.wait_for(cursor, max(0.0, deadline - time.monotonic()))
             if datagram is None:
@@ -420,7 +433,7 @@ class Runner:
                                                              else datagram.raw.hex())
         if problems:
             miss = Miss(step, "; ".join(problems), shown)
-            miss.cursor = datagram.seq + 1   # type: ignore[attr-defined]  # consumed either way
+            miss.cursor = datagram.seq + 1
             raise miss
         tightened = self._tightened(step, run)
         if tightened is not None:
@@ -429,7 +442,7 @@ class Runner:
                                           variables, datagram.fault, datagram.raw)
             if problems:
                 miss = Miss(step, "; ".join(problems), shown, decision)
-                miss.cursor = datagram.seq + 1   # type: ignore[attr-defined]
+                miss.cursor = datagram.seq + 1
                 raise miss
         return datagram.seq + 1
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 MIN_TEXT = 4           # a shorter text key is not masked as text (too likely to be a word)
 MIN_HEX = 8            # hex digits

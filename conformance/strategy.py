@@ -27,8 +27,8 @@ import enum
 import re
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from conformance.at_channel import ATChannel, ATError, ATTimeout, PortLost, command_prefixes
 from conformance.models import ModelProfile
@@ -426,5 +426,13 @@ def _option_slots_added(lines: Iterable[str]) -> set[tuple[int, int]]:
     return out
 
 
-__all__ = ["KnownState", "ModuleBroken", "State", "Sticky", "STICKY", "needs", "sync",
-           "command_prefixes"]
+__all__ = [
+    "STICKY",
+    "KnownState",
+    "ModuleBroken",
+    "State",
+    "Sticky",
+    "command_prefixes",
+    "needs",
+    "sync",
+]

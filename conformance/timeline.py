@@ -1,7 +1,8 @@
 """AT lines and datagrams interleaved in time: what a failure report shows."""
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from conformance import secrets
 from conformance.transcript import Entry

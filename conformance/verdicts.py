@@ -17,7 +17,10 @@ the interleaved AT/datagram timeline.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import abc
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from coapspec import MessageType, TransmissionParameters
 
@@ -46,15 +49,27 @@ def _of(datagrams: Sequence[Any], direction: str, mtypes: tuple[int, ...],
     return out
 
 
-class Verdict:
-    """Defaults shared by the verdicts: how long to wait for readiness, how long to stay
-    quiet afterwards (module seconds)."""
+class Verdict(abc.ABC):
+    """A judgement over the capture. The defaults: how long to wait for readiness, how
+    long to stay quiet afterwards (module seconds)."""
 
     def within(self, spec: Mapping[str, Any]) -> float:
-        return spec.get("within", 5)
+        return float(spec.get("within", 5))
 
     def settle(self, spec: Mapping[str, Any]) -> float:
         return 0.0
+
+    @abc.abstractmethod
+    def describe(self, spec: Mapping[str, Any]) -> str:
+        """What the verdict expects, for the report."""
+
+    @abc.abstractmethod
+    def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
+        """Enough has been captured to judge (waiting stops)."""
+
+    @abc.abstractmethod
+    def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
+        """None when it holds, else what was measured against what is allowed."""
 
 
 class Retransmissions(Verdict):
@@ -77,7 +92,7 @@ class Retransmissions(Verdict):
         return self.params(spec)[0]
 
     def ready(self, spec: Mapping[str, Any], datagrams: Sequence[Any]) -> bool:
-        timeout, retries, _, direction = self.params(spec)
+        _, retries, _, direction = self.params(spec)
         return len(_of(datagrams, direction, (CON,), _mid(spec))) >= 1 + retries
 
     def judge(self, spec: Mapping[str, Any], datagrams: Sequence[Any], scale: float) -> str | None:
@@ -160,7 +175,7 @@ class DistinctMids(Verdict):
         if len(messages) < int(spec.get("min", 2)):
             problems.append(f"only {len(messages)} message(s)")
         repeats = [f"#{a.seq} and #{b.seq} both mid {ma}"
-                   for (a, ma), (b, mb) in zip(zip(messages, mids), zip(messages[1:], mids[1:]))
+                   for (a, ma), (b, mb) in itertools.pairwise(zip(messages, mids, strict=True))
                    if ma == mb]
         problems += repeats
         return None if not problems else "; ".join(problems) + f" (mids in order: {mids})"

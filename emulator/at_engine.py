@@ -19,12 +19,13 @@ result, unless the handler marks it ``immediate``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import enum
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Sequence
 
 from emulator.clock import ScaledClock
 from emulator.personality import Personality
@@ -124,8 +125,9 @@ class Command:
             raise CmeError(CME_BAD_PARAM, f"{self.name}: {value} outside {lo}..{hi}")
         return value
 
-    def string(self, i: int, quoted: bool | None = True, min_len: int = 0,
-               max_len: int | None = None) -> str:
+    # ``int`` below is the method above: annotations after it say ``builtins.int``.
+    def string(self, i: builtins.int, quoted: bool | None = True, min_len: builtins.int = 0,
+               max_len: builtins.int | None = None) -> str:
         """A string parameter. ``quoted``: True = quotes required, False = forbidden, None = either."""
         if i >= len(self.params):
             raise CmeError(CME_BAD_PARAM, f"{self.name}: parameter {i + 1} missing")
@@ -138,7 +140,7 @@ class Command:
             raise CmeError(CME_BAD_PARAM, f"{self.name}: length {len(p.text)} out of range")
         return p.text
 
-    def hex(self, i: int, nbytes: int | None = None) -> bytes:
+    def hex(self, i: builtins.int, nbytes: builtins.int | None = None) -> bytes:
         """A hex-string parameter (quoted or not) -> bytes, optionally of an exact length."""
         data = hex_bytes(self.param(i).text, self.name)
         if nbytes is not None and len(data) != nbytes:
@@ -176,7 +178,9 @@ class _Syntax(AtError):
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
-    parts, cur, quoted = [], [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted
@@ -472,7 +476,7 @@ class AtEngine:
                 return False
             try:
                 await asyncio.wait_for(self._input.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return bool(self._inbuf)
         return True
 

@@ -13,11 +13,17 @@ import enum
 import logging
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from coapspec import (
-    RFC7252, MessageType, Packet, TransmissionParameters, decode_strict, encode, is_request,
+    RFC7252,
+    MessageType,
+    Packet,
+    TransmissionParameters,
+    decode_strict,
+    encode,
+    is_request,
     is_response,
 )
 from coapspec.codec import empty_ack, reset
@@ -123,7 +129,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(cls, clock: ScaledClock, address: str, port: int,
-                   on_packet: PacketHandler, icmp_errors: bool = False) -> "CoapEndpoint":
+                   on_packet: PacketHandler, icmp_errors: bool = False) -> CoapEndpoint:
         """Bind (address, port); port 0 = ephemeral. Raises OSError when the bind fails.
 
         ``icmp_errors``: an ICMP error (port unreachable...) for a peer ends its
@@ -218,7 +224,7 @@ class CoapEndpoint(asyncio.DatagramProtocol):
                  params: TransmissionParameters = RFC7252,
                  on_outcome: Callable[[Delivery], None] | None = None,
                  on_retransmit: Callable[[int], None] | None = None,
-                 ) -> "asyncio.Future[Delivery]":
+                 ) -> asyncio.Future[Delivery]:
         """Send a CON and retransmit it per §4.2 until ACK, RST or give-up.
 
         ``on_outcome`` is called once, synchronously when the ACK/RST arrives,

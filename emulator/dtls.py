@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mbedtls import tls
 
@@ -65,7 +66,7 @@ class DtlsClient(asyncio.DatagramProtocol):
     # -- setup -----------------------------------------------------------------------
     @classmethod
     async def connect(cls, local: str, remote: tuple[str, int], identity: str, key: bytes,
-                      timeout: float, version: int = 1) -> "DtlsClient":
+                      timeout: float, version: int = 1) -> DtlsClient:
         """Bind, handshake (``timeout`` real seconds).
 
         DtlsError when the handshake fails (alert, bad key, silence); OSError when
@@ -112,7 +113,7 @@ class DtlsClient(asyncio.DatagramProtocol):
                 raise DtlsError("handshake timed out")
             try:
                 item = await asyncio.wait_for(self._rx.get(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue  # let mbedtls retransmit its flight on the next step
             if isinstance(item, OSError):
                 raise item  # the socket failed (ICMP port unreachable, ...)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Coroutine
+from collections.abc import Coroutine
 
 from emulator.at_engine import CME_BAD_PARAM, CME_NOT_ALLOWED, AtEngine, CmeError, Command
 from emulator.clock import ScaledClock

@@ -69,7 +69,7 @@ def get_profile(model: str) -> Profile:
                        + ", ".join(known_models())) from None
 
 
-def dialect_class(name: DialectName) -> "type[Dialect]":
+def dialect_class(name: DialectName) -> type[Dialect]:
     """The class implementing a dialect, imported on demand (BG95 pulls in mbedtls)."""
     if name is DialectName.BC28:
         from emulator.dialects.bc28 import Bc28Dialect

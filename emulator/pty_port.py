@@ -11,8 +11,8 @@ import errno
 import logging
 import os
 import tty
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ section beside it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 from emulator.dialects import DialectName
 
@@ -188,10 +188,10 @@ class Readings(Mapping[str, str]):
     def non_default(self) -> dict[str, str]:
         return {rid: v for rid, v in self._values.items() if v != READINGS[rid].default}
 
-    def replace(self, chosen: Mapping[str, str]) -> "Readings":
+    def replace(self, chosen: Mapping[str, str]) -> Readings:
         return Readings({**self.non_default(), **chosen})
 
-    def for_dialect(self, dialect: DialectName) -> "Readings":
+    def for_dialect(self, dialect: DialectName) -> Readings:
         """Readings of other dialects back to their defaults (they do not apply)."""
         return Readings({rid: v for rid, v in self.non_default().items()
                          if READINGS[rid].dialect == dialect})

@@ -21,6 +21,16 @@ from reference_server.pcap import write_pcap
 from reference_server.server import ReferenceServer
 
 __all__ = [
-    "ReferenceServer", "Behaviour", "Reply", "ResourceSpec", "Capture", "Datagram",
-    "write_pcap", "UPLINK", "DOWNLINK", "Direction", "CaptureHookError", "self_test",
+    "DOWNLINK",
+    "UPLINK",
+    "Behaviour",
+    "Capture",
+    "CaptureHookError",
+    "Datagram",
+    "Direction",
+    "ReferenceServer",
+    "Reply",
+    "ResourceSpec",
+    "self_test",
+    "write_pcap",
 ]

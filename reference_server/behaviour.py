@@ -7,11 +7,16 @@ serves it; ``network.NetworkPlan`` plays its ``faults``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from coapspec import (
-    CONTENT_FORMATS, MessageType, OptionFormat, code_from_dotted, option_spec,
+    CONTENT_FORMATS,
+    MessageType,
+    OptionFormat,
+    code_from_dotted,
+    option_spec,
 )
 from coapspec.codec import encode_option_value
 from reference_server.capture import Direction, FaultAction
@@ -106,7 +111,7 @@ class Behaviour:
         return spec.reply_for(method_name(code)) if spec is not None else None
 
     @classmethod
-    def default(cls) -> "Behaviour":
+    def default(cls) -> Behaviour:
         """/hello, /time, /echo and a generated /.well-known/core; else 4.04."""
         text = ((CONTENT_FORMAT, encode_option_value(CONTENT_FORMAT, TEXT_PLAIN)),)
         resources = {
@@ -118,7 +123,7 @@ class Behaviour:
         return cls(with_well_known_core(resources))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Behaviour":
+    def from_dict(cls, data: Mapping[str, Any]) -> Behaviour:
         """Build from the YAML-friendly mapping; ValueError names the offending field."""
         if not isinstance(data, Mapping):
             raise ValueError(f"server: expected a mapping, got {type(data).__name__}")
@@ -192,7 +197,7 @@ def fault_from_dict(spec: Any, where: str) -> Fault:
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
     try:
-        action = FaultAction(spec.get("action"))
+        action = FaultAction(str(spec.get("action")))
     except (ValueError, TypeError):
         raise ValueError(f"{where}.action: expected one of {[a.value for a in FaultAction]}, "
                          f"got {spec.get('action')!r}") from None
@@ -257,7 +262,8 @@ def _resource_from_dict(spec: Any, where: str) -> ResourceSpec:
         unknown = set(spec) - set(per_method) - {"blockwise"}
         if unknown:
             raise ValueError(f"{where}: mixes per-method replies with field(s) {sorted(unknown)}")
-        replies = {m.upper(): _reply_from_dict(spec[m], f"{where}.{m}") for m in per_method}
+        replies: dict[str | None, Reply] = {m.upper(): _reply_from_dict(spec[m], f"{where}.{m}")
+                                            for m in per_method}
         return ResourceSpec(replies, blockwise)
     unknown = set(spec) - _RESOURCE_FIELDS
     if unknown:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, overload
+from typing import Any, overload
 
 from mbedtls import tls
 
@@ -139,7 +140,7 @@ class RecordLog:
 class _Relay(asyncio.DatagramProtocol):
     """Plaintext side of one peer: talks to the aiocoap socket."""
 
-    def __init__(self, peer: "_Peer") -> None:
+    def __init__(self, peer: _Peer) -> None:
         self.peer = peer
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -152,7 +153,7 @@ class _Relay(asyncio.DatagramProtocol):
 
 @dataclass
 class _Peer:
-    front: "DtlsFront"
+    front: DtlsFront
     addr: Address
     buf: Any
     relay: _Relay | None = None

@@ -30,9 +30,10 @@ import inspect
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as _dist_version
-from typing import Any, Callable
+from typing import Any
 
 import aiocoap
 import aiocoap.resource
@@ -43,7 +44,14 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from coapspec import MessageType, Packet, code_from_dotted, encode, option_spec
 from reference_server.capture import (
-    DOWNLINK, UPLINK, Address, Capture, Datagram, FaultAction, normalise_address, socket_address,
+    DOWNLINK,
+    UPLINK,
+    Address,
+    Capture,
+    Datagram,
+    FaultAction,
+    normalise_address,
+    socket_address,
 )
 from reference_server.network import SimulatedNetwork
 
@@ -206,7 +214,7 @@ def _hook_interface(interface: MessageInterfaceUDP6, capture: Capture,
         sendmsg(raw, [], 0, socket_address(to))
 
     network.send_raw = send_raw
-    interface.datagram_msg_received = datagram_msg_received   # type: ignore[method-assign]
+    interface.datagram_msg_received = datagram_msg_received
     transport.sendmsg = sendmsg
     return local
 
@@ -248,7 +256,7 @@ def install_request_hook(ctx: aiocoap.Context, *, reject: Callable[[aiocoap.Mess
                 request.transport_tuning = _PromptEmptyAck()
             _original(request)
 
-        manager._process_request = process   # type: ignore[method-assign]
+        manager._process_request = process
 
 
 def forget_exchanges(ctx: aiocoap.Context) -> None:
@@ -288,7 +296,7 @@ def self_test(timeout: float = 5.0) -> None:
     verify_hook_points()
     try:
         seen, server, peer = asyncio.run(asyncio.wait_for(_exchange(timeout), timeout))
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise CaptureHookError(f"capture self-test could not exchange datagrams: {exc!r}") from exc
     _check_self_test(seen, server, peer)
 

@@ -13,8 +13,9 @@ import asyncio
 import dataclasses
 import enum
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from coapspec import MessageType, code_from_dotted, decode, encode
 from coapspec.codec import reset

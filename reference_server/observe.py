@@ -78,7 +78,7 @@ class Observation:
                 try:
                     await asyncio.wait_for(acked.wait(), timeout * self.time_scale)
                     return True
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     timeout *= 2
             return False
         finally:

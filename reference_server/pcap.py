@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 Address = tuple[str, int]
 
@@ -50,7 +51,7 @@ def write_pcap(path: str | os.PathLike[str], datagrams: Iterable[WireDatagram]) 
                 continue
             frame = ip_udp_frame(datagram)
             seconds = int(datagram.wall)
-            micros = min(int(round((datagram.wall - seconds) * 1e6)), 999_999)
+            micros = min(round((datagram.wall - seconds) * 1e6), 999_999)
             out.write(struct.pack("<IIII", seconds, micros, len(frame), len(frame)))
             out.write(frame)
 

@@ -9,7 +9,7 @@ requests to a server that is no proxy (§5.7.2, §5.10.2).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import aiocoap
 import aiocoap.resource

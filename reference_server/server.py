@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiocoap
 
@@ -229,7 +230,7 @@ class ReferenceServer:
             loop.call_soon_threadsafe(stopped.set)
         self._thread = None
 
-    def __enter__(self) -> "ReferenceServer":
+    def __enter__(self) -> ReferenceServer:
         self.start()
         return self
 

@@ -235,7 +235,7 @@ def _pass_rates(results, spec) -> Verdict:
         if rate + 1e-9 < float(wanted):
             ok = False
             lines.append(f"  {section}: {rate:.1%} passed, at least {float(wanted):.0%} wanted")
-    return Verdict("min_pass_rate", ok, [f"pass rate per section (passed or deviation / ran)"
+    return Verdict("min_pass_rate", ok, ["pass rate per section (passed or deviation / ran)"
                                          + ("" if ok else ": below in")] + lines)
 
 

@@ -7,9 +7,9 @@ known deviations (strict xfails) and skipped vectors are shown beside the three 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html import escape
-from typing import Iterable
 
 from conformance.models import MODELS
 from reporting import html, notes
@@ -84,16 +84,16 @@ def build(runs: Iterable[RunResults]) -> Matrix:
     used: list[RunResults] = []
     for run in runs:
         used.append(run)
-        firmware = run.firmware
+        firmwares = run.firmware
         for model in {r.model for r in run.results.values()}:
-            latest[(model, firmware.get(model, ""))] = run
+            latest[(model, firmwares.get(model, ""))] = run
     order = list(MODELS)
     columns = sorted(latest, key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[0],
                                             latest[c].name))
     cells: dict[tuple[Row, Column], Cell] = {}
     rows: set[Row] = set()
     for column, run in latest.items():
-        model, firmware = column
+        model = column[0]
         for result in run.results.values():
             if result.model != model:
                 continue
@@ -119,16 +119,16 @@ def terminal(matrix: Matrix, width: int = 34) -> list[str]:
         heads = [_header(c, several) for c in columns]
         texts = {(row, c): matrix.cell(row, c).text() for row in matrix.rows for c in columns}
         widths = [max([len(h)] + [len(texts[(row, c)]) for row in matrix.rows
-                                  if row[0] == manual]) for h, c in zip(heads, columns)]
+                                  if row[0] == manual]) for h, c in zip(heads, columns, strict=True)]
         lines.append(f"{manual.upper() + ' note':<{width}}"
-                     + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths)))
+                     + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths, strict=True)))
         for row in matrix.rows:
             if row[0] != manual:
                 continue
             label = f"§{row[1]} {notes.command(*row)}"
             label = label if len(label) <= width else label[: width - 1] + "…"
             lines.append(f"{label:<{width}}" + "".join(
-                f"  {texts[(row, c)]:>{w}}" for c, w in zip(columns, widths)))
+                f"  {texts[(row, c)]:>{w}}" for c, w in zip(columns, widths, strict=True)))
     return lines
 
 

@@ -1,7 +1,7 @@
 """The notes' sections (``reporting/data/notes.yaml``): what the matrix rows are called."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -9,7 +9,7 @@ import yaml
 DATA = Path(__file__).resolve().parent / "data"
 
 
-@lru_cache(maxsize=None)
+@cache
 def sections() -> dict[str, dict[str, str]]:
     """manual -> section -> title, e.g. ``sections()["bc28"]["2.6"]``."""
     data = yaml.safe_load((DATA / "notes.yaml").read_text())
@@ -17,7 +17,7 @@ def sections() -> dict[str, dict[str, str]]:
             for manual, note in data["notes"].items()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def titles() -> dict[str, str]:
     data = yaml.safe_load((DATA / "notes.yaml").read_text())
     return {manual: note["title"] for manual, note in data["notes"].items()}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA = 1
 RESULTS = "results.json"
@@ -57,7 +58,7 @@ class VectorResult:
         return self.outcome in FAILING
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "VectorResult":
+    def from_dict(data: dict[str, Any]) -> VectorResult:
         data = dict(data)
         failure = data.pop("failure", None)
         known_fields = set(VectorResult.__dataclass_fields__)
@@ -149,7 +150,7 @@ def _from_junit(folder: Path, junit: Path) -> RunResults:
                 ".", "/")) or _bracket(case.get("name", ""))
             if key is None:
                 continue
-            props = {p.get("name"): p.get("value", "") for p in case.findall("./properties/property")}
+            props = {p.get("name", ""): p.get("value", "") for p in case.findall("./properties/property")}
             if "model" not in props:
                 continue
             results[key] = _junit_result(key, case, props)

@@ -14,9 +14,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from reporting.results import RESULTS, RunResults, load
 

@@ -19,7 +19,8 @@ class _Relabel:
     """The n-th distinct value seen becomes ``<kind><n>``: an ACK still matches its CON."""
 
     def __init__(self, kind: str) -> None:
-        self.kind, self.seen = kind, {}
+        self.kind = kind
+        self.seen: dict[str, str] = {}
 
     def __call__(self, value: str) -> str:
         return self.seen.setdefault(value, f"{self.kind}{len(self.seen) + 1}")

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from fixtures.targets import EmulatorProcess
 
@@ -164,13 +164,13 @@ class LabgridLab:
         """The match pattern (exporter/group/cls) of the exported serial port."""
         return f"{self.exporter_name}/{self.group}/{SERIAL_CLASS}"
 
-    def __enter__(self) -> "LabgridLab":
+    def __enter__(self) -> LabgridLab:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = START_SECONDS) -> "LabgridLab":
+    def start(self, timeout: float = START_SECONDS) -> LabgridLab:
         deadline = time.monotonic() + timeout
         try:
             self._start(deadline)

@@ -10,7 +10,12 @@ import time
 import pytest
 
 from conformance.at_channel import (
-    ATChannel, ATTimeout, PortLost, canonical_line, canonical_pattern, is_error,
+    ATChannel,
+    ATTimeout,
+    PortLost,
+    canonical_line,
+    canonical_pattern,
+    is_error,
 )
 from tests.scripted_module import Rule, ScriptedModule, echo_ok
 

@@ -12,7 +12,12 @@ import pytest
 
 from coapspec import MessageType, Packet, encode
 from tests.emulator_helpers import (
-    assert_no_urc, bc28_send, bg95_open, bg95_send, peer_address, recv_packet,
+    assert_no_urc,
+    bc28_send,
+    bg95_open,
+    bg95_send,
+    peer_address,
+    recv_packet,
 )
 
 SCALE = 0.01            # the emulator fixture's default time scale

@@ -37,7 +37,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from coapspec import (
-    OPTIONS, MessageType, Packet, decode, decode_strict, encode, is_request, is_response,
+    OPTIONS,
+    MessageType,
+    Packet,
+    decode,
+    decode_strict,
+    encode,
+    is_request,
+    is_response,
 )
 from emulator.at_engine import MAX_LINE, AtEngine
 from emulator.clock import ScaledClock
@@ -145,7 +152,7 @@ class Module:
         self.modem = Modem(get_profile(self.model), self.engine, self.clock, "127.0.0.1",
                            self.personality)
 
-    async def __aenter__(self) -> "Module":
+    async def __aenter__(self) -> Module:
         loop = asyncio.get_running_loop()
         loop.getaddrinfo = resolve_to_loopback   # this loop only
         self.runner = loop.create_task(self.engine.run())

@@ -16,8 +16,16 @@ from coapspec import MessageType, Packet, encode
 from conformance.at_channel import ESC
 from tests.conftest import free_udp_port
 from tests.emulator_helpers import (
-    RawPort, assert_no_urc, assert_nothing_received, bc28_send, bc28_status, bg95_open,
-    bg95_send, reading_args, recv_packet, wait_bc28_status,
+    RawPort,
+    assert_no_urc,
+    assert_nothing_received,
+    bc28_send,
+    bc28_status,
+    bg95_open,
+    bg95_send,
+    reading_args,
+    recv_packet,
+    wait_bc28_status,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -191,7 +190,7 @@ def test_bc28_con_get_and_request(start, udp_peer):
         MessageType.ACK, 69, 50670, bytes.fromhex("1A84"), b"hi")
     server.sendto(encode(request), peer)                      # duplicate: same ACK again
     assert server.recvfrom(2048)[0] == encode(reply)
-    assert not [l for l in at.quiet(0.2) if l.startswith("+QCOAPURC")]
+    assert not [line for line in at.quiet(0.2) if line.startswith("+QCOAPURC")]
 
 
 def test_bg95_non_with_payload_length(start, udp_peer):
@@ -243,7 +242,7 @@ def test_bg95_con_retransmits_in_scaled_time(start, udp_peer):
     while True:
         try:
             copies.append(server.recvfrom(2048)[0])
-        except socket.timeout:
+        except TimeoutError:
             break
     assert len(copies) == 5 and len(set(copies)) == 1
     # RFC 7252 §4.2: 2 s * (1+2+4+8+16) .. *1.5 -> 62..93 module s = 0.62..0.93 s

@@ -16,18 +16,40 @@ from pathlib import Path
 import pytest
 
 from coapspec import (
-    MAX_MESSAGE_ID, OPTIONS, MessageType, Packet, bc28_code_to_coap, bg95_code_to_coap,
-    decode_strict, encode,
+    MAX_MESSAGE_ID,
+    OPTIONS,
+    MessageType,
+    Packet,
+    bc28_code_to_coap,
+    bg95_code_to_coap,
+    decode_strict,
+    encode,
 )
 from emulator.at_engine import (
-    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, AtError, CmeError, Command, DataInput,
-    DataStatus, Form, Param, _parse_params, _parse_segment, hex_bytes, parse_line,
+    CME_ABORTED,
+    CME_BAD_PARAM,
+    CME_NOT_ALLOWED,
+    AtError,
+    CmeError,
+    Command,
+    DataInput,
+    DataStatus,
+    Form,
+    Param,
+    _parse_params,
+    _parse_segment,
+    hex_bytes,
+    parse_line,
 )
 from emulator.coap_endpoint import Incoming, Kind
-from emulator.dialects import Dialect, DialectName
-from emulator.dialects import bc28, bg95
+from emulator.dialects import Dialect, DialectName, bc28, bg95
 from emulator.dialects.common import (
-    MessageIds, code_param, listed_option, option_value_text, typed_data, uint_option,
+    MessageIds,
+    code_param,
+    listed_option,
+    option_value_text,
+    typed_data,
+    uint_option,
     within_length,
 )
 from emulator.profiles import PROFILES, dialect_class
@@ -420,7 +442,7 @@ def test_decode_strict_format_errors():
 def test_every_model_has_a_complete_dialect():
     for profile in PROFILES.values():
         cls = dialect_class(profile.dialect)
-        assert issubclass(cls, Dialect) and not getattr(cls, "__abstractmethods__")
+        assert issubclass(cls, Dialect) and not cls.__abstractmethods__
         assert cls.name is profile.dialect
 
 

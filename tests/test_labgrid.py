@@ -13,15 +13,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from conformance.at_channel import ATChannel
-from fixtures.labgrid_place import (LabgridError, LabgridSerial, acquire, acquire_env, acquire_target,
-                                    coordinator_address)
+from fixtures.labgrid_place import (
+    LabgridError,
+    LabgridSerial,
+    acquire,
+    acquire_env,
+    acquire_target,
+    coordinator_address,
+)
 from tests.labgrid_lab import LabgridLab, free_tcp_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +110,7 @@ def test_acquire_gives_a_serial_url_that_reaches_the_module_and_releases(labgrid
 def test_the_place_is_released_when_the_body_raises(labgrid_lab: LabgridLab) -> None:
     with pytest.raises(ZeroDivisionError):
         with acquire(labgrid_lab.place, labgrid_lab.coordinator, timeout=10):
-            1 / 0
+            raise ZeroDivisionError("the body fails")
     assert labgrid_lab.owner(labgrid_lab.place) is None
 
 

@@ -1,7 +1,6 @@
 """Reference-server behaviours and network faults, seen from a plain UDP peer."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -37,7 +36,7 @@ def quiet(sock, seconds: float = 0.2) -> bool:
     try:
         sock.recvfrom(2048)
         return False
-    except socket.timeout:
+    except TimeoutError:
         return True
 
 

@@ -8,14 +8,20 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from coapspec import Packet, decode, encode
 from reference_server import (
-    DOWNLINK, UPLINK, Behaviour, Datagram, ReferenceServer, self_test, write_pcap,
+    DOWNLINK,
+    UPLINK,
+    Behaviour,
+    Datagram,
+    ReferenceServer,
+    self_test,
+    write_pcap,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ Before this was checked, every one of these requests got 2.05 from /hello.
 from __future__ import annotations
 
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -50,7 +50,7 @@ def quiet(peer: socket.socket, seconds: float = 0.3) -> bool:
     try:
         peer.recv(2048)
         return False
-    except socket.timeout:
+    except TimeoutError:
         return True
 
 

@@ -12,10 +12,21 @@ import pytest
 from coapspec import MessageType, Packet, code_from_dotted, decode, encode
 from reference_server.behaviour import Behaviour, ObserveSpec, fault_from_dict
 from reference_server.capture import (
-    DOWNLINK, UPLINK, Capture, Direction, FaultAction, normalise_address, socket_address,
+    DOWNLINK,
+    UPLINK,
+    Capture,
+    Direction,
+    FaultAction,
+    normalise_address,
+    socket_address,
 )
 from reference_server.network import (
-    Fault, NetworkPlan, ReplyAction, ReplyRewriter, SimulatedNetwork, wrong_token,
+    Fault,
+    NetworkPlan,
+    ReplyAction,
+    ReplyRewriter,
+    SimulatedNetwork,
+    wrong_token,
 )
 from reference_server.resources import screen, unrecognized_critical
 

@@ -11,7 +11,6 @@ from conformance.transcript import Transcript
 from reporting import diff, gate, matrix, runs, wire
 from reporting.results import Failure, RunResults, VectorResult, load, write
 
-
 # -- secrets -------------------------------------------------------------------------------
 
 def test_a_registered_key_is_masked_as_text_and_hex_with_a_fingerprint():

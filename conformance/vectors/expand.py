@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 #: ``{name}``, or ``{name+N}`` / ``{name-N}`` for an integer value (``{mid+1}``: the next
 #: message ID after a saved one); ``{{``/``}}`` are literal braces.

@@ -7,9 +7,10 @@ may only name a decision the registry holds for its manual.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
@@ -19,7 +20,12 @@ from conformance.at_channel import split_outside_quotes
 from conformance.models import MODELS, models_of
 from conformance.vectors.expand import PLACEHOLDER, expand, names_in
 from conformance.vectors.model import (
-    Decision, DecisionRef, Reading, Step, Vector, VectorFile,
+    Decision,
+    DecisionRef,
+    Reading,
+    Step,
+    Vector,
+    VectorFile,
 )
 
 SCHEMA_PATH = Path(__file__).with_name("schema-v1.yaml")
@@ -496,7 +502,7 @@ def control_difference(negative: str, control: str) -> str | None:
     if n_form != c_form:
         return None                       # the form itself is under test
     if len(n_params) == len(c_params):
-        differ = [i + 1 for i, (a, b) in enumerate(zip(n_params, c_params)) if a != b]
+        differ = [i + 1 for i, (a, b) in enumerate(zip(n_params, c_params, strict=True)) if a != b]
         if len(differ) == 1:
             return None
         return (f"it differs in parameters {differ}; a control changes exactly one"

@@ -17,9 +17,10 @@ as the normative envelope and adds the stricter fields as the decision.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Step:
     label: str = ""                 # "4", or "4/OK.1" for a step under a ``then:`` branch
     decision: DecisionRef | None = None
     cite: str | None = None
-    then: Mapping[str, tuple["Step", ...]] = field(default_factory=dict)
+    then: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)
 
     @property
     def normative(self) -> bool:
@@ -96,7 +97,7 @@ class Step:
             target = f"{self.kind} {value}"
         return f"step {self.label or self.index} ({target})"
 
-    def walk(self) -> "list[Step]":
+    def walk(self) -> list[Step]:
         """This step and every step under its ``then:`` branches, in order."""
         out = [self]
         for branch in self.then.values():
@@ -138,4 +139,4 @@ class VectorFile:
     path: Path
     manual: str | None
     vectors: tuple[Vector, ...] = ()
-    error: "Exception | None" = None      # set when the file failed to load
+    error: Exception | None = None      # set when the file failed to load

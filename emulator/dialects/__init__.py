@@ -26,7 +26,7 @@ class Dialect(abc.ABC):
 
     name: ClassVar[DialectName]
 
-    def __init__(self, modem: "Modem") -> None:
+    def __init__(self, modem: Modem) -> None:
         self.modem = modem
         self.engine = modem.engine
         self.clock = modem.clock
@@ -51,6 +51,6 @@ class Dialect(abc.ABC):
     def reset(self) -> None:
         """Back to power-on state: close every socket, forget every setting."""
 
-    def network_lost(self) -> None:
+    def network_lost(self) -> None:  # noqa: B027 - a hook with a default: nothing to do
         """The module detached (AT+CGATT=0, AT+CFUN=0/4). Default: nothing to do,
         the dialect checks ``modem.attached`` when it next needs the network."""

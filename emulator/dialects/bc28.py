@@ -13,23 +13,47 @@ import ipaddress
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from coapspec import (
-    ACCEPT, CODE_EMPTY, CONTENT_FORMAT, CONTENT_FORMATS, MAX_MESSAGE_ID, MAX_OPTION_NUMBER,
-    MAX_TOKEN_LENGTH, RFC7252, MessageType, OptionFormat, OptionSpec, Packet, bc28_code_to_coap,
-    dotted, is_text_content_format,
+    ACCEPT,
+    CODE_EMPTY,
+    CONTENT_FORMAT,
+    CONTENT_FORMATS,
+    MAX_MESSAGE_ID,
+    MAX_OPTION_NUMBER,
+    MAX_TOKEN_LENGTH,
+    RFC7252,
+    MessageType,
+    OptionFormat,
+    OptionSpec,
+    Packet,
+    bc28_code_to_coap,
+    dotted,
+    is_text_content_format,
 )
 from emulator.at_engine import (
-    CME_BAD_PARAM, CME_NOT_ALLOWED, CME_NO_NETWORK, AtError, CmeError, Command, Handler,
+    CME_BAD_PARAM,
+    CME_NO_NETWORK,
+    CME_NOT_ALLOWED,
+    AtError,
+    CmeError,
+    Command,
+    Handler,
     hex_bytes,
 )
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Kind, Outcome, Remote
 from emulator.dialects import Dialect, DialectName
 from emulator.dialects.common import (
-    MessageIds, code_param, listed_option, option_value_text, transmit, typed_data,
-    uint_option, within_length,
+    MessageIds,
+    code_param,
+    listed_option,
+    option_value_text,
+    transmit,
+    typed_data,
+    uint_option,
+    within_length,
 )
 
 log = logging.getLogger(__name__)

@@ -14,21 +14,42 @@ import logging
 import random
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from coapspec import (
-    CODE_EMPTY, MAX_MESSAGE_ID, MAX_MESSAGE_SIZE, MAX_OPTION_NUMBER, MAX_TOKEN_LENGTH,
-    MessageType, OptionFormat, Packet, TransmissionParameters, bg95_code_to_coap, dotted, encode,
+    CODE_EMPTY,
+    MAX_MESSAGE_ID,
+    MAX_MESSAGE_SIZE,
+    MAX_OPTION_NUMBER,
+    MAX_TOKEN_LENGTH,
+    MessageType,
+    OptionFormat,
+    Packet,
+    TransmissionParameters,
+    bg95_code_to_coap,
+    dotted,
+    encode,
 )
 from emulator.at_engine import (
-    CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
+    CME_BAD_PARAM,
+    CME_NOT_ALLOWED,
+    CmeError,
+    Command,
+    DataInput,
+    DataStatus,
 )
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Incoming, Kind, Outcome
 from emulator.dialects import Dialect, DialectName
 from emulator.dialects.common import (
-    MessageIds, code_param, listed_option, option_value_text, transmit, typed_data,
-    uint_option, within_length,
+    MessageIds,
+    code_param,
+    listed_option,
+    option_value_text,
+    transmit,
+    typed_data,
+    uint_option,
+    within_length,
 )
 from emulator.dtls import DtlsClient, DtlsError, parse_psk_file
 from emulator.ufs import Ufs
@@ -303,7 +324,8 @@ class Bg95Dialect(Dialect):
         except (OSError, UnicodeError) as exc:
             log.info("client %d: cannot resolve %s: %s", cid, session.server, exc)
             return Result.DNS_ERROR
-        session.remote = infos[0][4][:2]
+        host, port = infos[0][4][:2]   # AF_INET: (address, port)
+        session.remote = (str(host), int(port))
         session.status = Status.CONNECTING  # <status> 2 while the socket/DTLS session is set up
         on_packet = lambda inc: self._incoming(cid, session, inc)  # noqa: E731
         if client.settings.dtls_enable:
@@ -336,15 +358,16 @@ class Bg95Dialect(Dialect):
             log.info("client %d: %s", cid, exc)
             return Result.DTLS_FAILURE
         timeout = max(self.clock.to_real(DTLS_HANDSHAKE_SECONDS), 1.0)
+        remote = session.remote
+        assert remote is not None   # _connect_result resolved it before calling here
         try:
-            dtls = await DtlsClient.connect(self.address, session.remote, identity, key,
+            dtls = await DtlsClient.connect(self.address, remote, identity, key,
                                             timeout, self.ssl[ctx][SslSetting.DTLS_VERSION])
         except OSError as exc:
             log.info("client %d: socket failed: %s", cid, exc)
             return Result.SOCKET_FAILURE
         except DtlsError as exc:
-            log.info("client %d: DTLS handshake with %s:%d failed: %s", cid,
-                     *session.remote, exc)
+            log.info("client %d: DTLS handshake with %s:%d failed: %s", cid, *remote, exc)
             return Result.DTLS_FAILURE
         dtls.on_closed = lambda: self._disconnected(session)
         endpoint = CoapEndpoint(self.clock, on_packet)

@@ -12,19 +12,29 @@ which URC) stay in the dialect, beside the call, with the note's section:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from coapspec import (
-    OPTIONS, MessageType, OptionSpec, Packet, TransmissionParameters, next_message_id,
+    OPTIONS,
+    MessageType,
+    OptionSpec,
+    Packet,
+    TransmissionParameters,
+    next_message_id,
 )
 from coapspec.codec import encode_option_value, value_of
 from emulator.at_engine import (
-    CME_ABORTED, CME_BAD_PARAM, CME_NOT_ALLOWED, CmeError, Command, DataInput, DataStatus,
+    CME_ABORTED,
+    CME_BAD_PARAM,
+    CME_NOT_ALLOWED,
+    CmeError,
+    Command,
+    DataInput,
+    DataStatus,
 )
 from emulator.coap_endpoint import CoapEndpoint, Delivery, Remote
 from emulator.dialects import DialectName
-
 
 # -- option values -----------------------------------------------------------------------
 
