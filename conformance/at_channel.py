@@ -85,14 +85,28 @@ DATA_URCS: dict[str, Callable[[str], int]] = {"+QCOAPRECV": _last_field_length}
 
 
 class ATError(Exception):
-    """The channel could not complete an exchange; the message says what was waited for."""
+    """The channel could not complete an exchange; the message says what was waited for.
 
-    def __init__(self, message: str, transcript: str = "") -> None:
+    ``transcript`` is the text, or a function that renders it: rendering is deferred
+    until the error is shown, because most timeouts (a quiet period that stayed quiet)
+    are expected and never shown."""
+
+    def __init__(self, message: str, transcript: str | Callable[[], str] = "") -> None:
         super().__init__(message)
-        self.transcript = transcript
+        self._transcript = transcript
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def transcript(self) -> str:
+        if callable(self._transcript):
+            self._transcript = self._transcript()
+        return self._transcript
 
     def __str__(self) -> str:
-        base = super().__str__()
+        base = self.message
         return f"{base}\n--- AT transcript ---\n{self.transcript}" if self.transcript else base
 
 
@@ -292,11 +306,11 @@ class ATChannel:
                 self.transcript.add("rx", "note", f"timeout: no {waited_for} to {pending.command!r}")
                 self._note_garbage()
                 raise ATTimeout(f"{self.name}: no {waited_for} to {pending.command!r} within "
-                                f"{timeout:.2f}s", self.transcript.render()) from None
+                                f"{timeout:.2f}s", self.transcript.tail) from None
             if event.kind == "lost":
                 self._abandon(pending)
                 raise PortLost(f"{self.name}: port lost while waiting for {waited_for} to "
-                               f"{pending.command!r}: {event.text}", self.transcript.render())
+                               f"{pending.command!r}: {event.text}", self.transcript.tail)
             if event.kind == "info":
                 info.append(event.text)
             else:
@@ -356,7 +370,7 @@ class ATChannel:
         except (serial.SerialException, OSError) as exc:
             if pending is not None:
                 self._abandon(pending)
-            raise PortLost(f"{self.name}: cannot write: {exc}", self.transcript.render()) from None
+            raise PortLost(f"{self.name}: cannot write: {exc}", self.transcript.tail) from None
 
     # -- URCs ------------------------------------------------------------------------
     def wait_urc(self, pattern: str | re.Pattern[str], timeout: float,
@@ -378,13 +392,13 @@ class ATChannel:
                         return urc, match
                 if self.lost is not None:
                     raise PortLost(f"{self.name}: port lost while waiting for a URC matching "
-                                   f"{regex.pattern!r}: {self.lost.args[0]}", self.transcript.render())
+                                   f"{regex.pattern!r}: {self.lost.args[0]}", self.transcript.tail)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = [u.text for i, u in enumerate(self._urcs) if i not in self._consumed]
                     raise ATTimeout(
                         f"{self.name}: no URC matching {regex.pattern!r} within {timeout:.2f}s; "
-                        f"unmatched URCs: {seen or 'none'}", self.transcript.render())
+                        f"unmatched URCs: {seen or 'none'}", self.transcript.tail)
                 self._urc_cond.wait(remaining)
 
     def pending_urcs(self) -> list[Urc]:

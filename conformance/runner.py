@@ -242,11 +242,11 @@ class Runner:
             return cursor
         except PortLost as exc:
             self._record(run, step, Miss(step, "the serial port to stay", f"port lost at step "
-                                         f"{step.label}: {str(exc).split(chr(10))[0]}"))
+                                         f"{step.label}: {exc.message}"))
             return cursor
         except ATError as exc:
             self._record(run, step, Miss(step, "the step to complete",
-                                         str(exc).split("\n--- AT")[0], whole))
+                                         exc.message, whole))
             return cursor
         if chosen is not None and chosen in step.then:
             cursor = self._steps(step.then[chosen], run, observe, cursor)
@@ -513,7 +513,7 @@ class Runner:
             self.control.wait_attached(within)
         except ATError as exc:
             raise Miss(step, f"the module attached within {within} s",
-                       str(exc).split("\n--- AT")[0]) from exc
+                       exc.message) from exc
 
     def _reboot(self, step: Step) -> None:
         if self.control is None:
@@ -522,7 +522,7 @@ class Runner:
             self.control.reboot((step.spec["reboot"] or {}).get("within"))
         except ATError as exc:
             raise Miss(step, "the module to reboot and attach again",
-                       str(exc).split("\n--- AT")[0]) from exc
+                       exc.message) from exc
 
     # -- reporting --------------------------------------------------------------------
     def timeline(self, run: VectorRun) -> str:

@@ -171,7 +171,7 @@ class KnownState:
             except PortLost:
                 raise
             except ATError as exc:
-                self.log(f"cheap path failed ({str(exc).splitlines()[0]}); rebooting")
+                self.log(f"cheap path failed ({exc.message}); rebooting")
         self._reboot_with_recovery()
         self._settled()
 
@@ -215,7 +215,7 @@ class KnownState:
             except PortLost:
                 raise
             except ATError as exc:
-                errors.append(str(exc).splitlines()[0])
+                errors.append(exc.message)
                 self.log(f"reboot attempt {attempt + 1} failed: {errors[-1]}")
         if self.power_cycle:
             self.log(f"power-cycling with {' '.join(self.power_cycle)}")
@@ -227,12 +227,12 @@ class KnownState:
                     self._reboot_once()
                     return
                 except ATError as exc:
-                    errors.append(str(exc).splitlines()[0])
+                    errors.append(exc.message)
         self.state = State.BROKEN
         self.broken_reason = (f"no known state after {self.reboot_attempts} reboot attempt(s)"
                               + (" and a power cycle" if self.power_cycle else "")
                               + f": {errors[-1] if errors else 'no answer'}")
-        raise ModuleBroken(self.broken_reason, self.channel.transcript.render())
+        raise ModuleBroken(self.broken_reason, self.channel.transcript.tail)
 
     def _run_power_cycle(self) -> str | None:
         try:
@@ -251,7 +251,7 @@ class KnownState:
         sent = time.monotonic()
         reply = channel.command(prof.reboot, timeout=clock.deadline(boot))
         if not reply.ok:
-            raise ATError(f"{prof.reboot} answered {reply.final}", channel.transcript.render())
+            raise ATError(f"{prof.reboot} answered {reply.final}", channel.transcript.tail)
         if prof.ready_urc:
             # Only a ready URC after *this* reboot counts, not one an earlier vector left.
             channel.wait_urc(prof.ready_urc, clock.deadline(boot), since=sent)
@@ -370,7 +370,7 @@ class KnownState:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ATTimeout(f"not attached within {within:g} module seconds "
-                                    f"(AT+CGATT? never answered 1)", self.channel.transcript.render())
+                                    f"(AT+CGATT? never answered 1)", self.channel.transcript.tail)
                 try:
                     self.channel.wait_urc(r"\+CEREG: ?[15](,.*)?",
                                           min(remaining, self.clock.deadline(5.0)))
@@ -398,7 +398,7 @@ def sync(channel: ATChannel, clock: Clock, attempts: int = 3) -> None:
         except ATTimeout as exc:
             last = exc
     raise ATError(f"module does not answer AT after {attempts} attempts",
-                  channel.transcript.render()) from last
+                  channel.transcript.tail) from last
 
 
 def _norm(line: str) -> str:

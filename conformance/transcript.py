@@ -47,6 +47,10 @@ class Transcript:
         with self._lock:
             return self._entries[since:]
 
+    def tail(self, lines: int = 200) -> str:
+        """The last ``lines`` entries: the context an error message carries."""
+        return self.render(max(0, self.mark() - lines))
+
     def render(self, since: int = 0, origin: float | None = None) -> str:
         entries = self.entries(since)
         if not entries:
