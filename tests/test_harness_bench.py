@@ -232,3 +232,22 @@ def test_a_bad_bench_file_names_file_line_and_field(pytester, text, where):
     result = run(pytester, "--bench", str(pytester.path / "bench.yaml"))
     assert result.ret == 4
     assert any(where in line for line in result.stderr.lines), result.stderr.str()
+
+
+def test_a_module_that_fails_identification_leaves_no_reader_thread(tmp_path):
+    """open_module used to leak the channel's reader thread when ATI timed out."""
+    import threading
+
+    from conformance.at_channel import ATError
+    from fixtures.targets import ModuleSlot, open_module
+    from tests.scripted_module import ScriptedModule, echo_ok
+
+    module = ScriptedModule([echo_ok("AT")])           # answers AT, never ATI
+    try:
+        before = {t.name for t in threading.enumerate()}
+        with pytest.raises(ATError, match="ATI"):
+            open_module(ModuleSlot("m", module.url, "BC28"), "BC28", tmp_path, "")
+        leaked = {t.name for t in threading.enumerate() if t.is_alive()} - before
+        assert not [name for name in leaked if name.startswith("at-reader")], leaked
+    finally:
+        module.close()
